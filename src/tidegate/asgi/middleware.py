@@ -1,0 +1,106 @@
+"""``TidegateMiddleware``: mounts the surfaces under a prefix inside any ASGI app.
+
+Pure ASGI (no ``BaseHTTPMiddleware``): paths outside the prefix go to the host app with the
+original ``scope``, ``receive`` and ``send`` objects, so streaming, large bodies and websockets
+are untouched. The middleware joins the host's lifespan: the Gateway starts before the host's own
+startup handlers (so they can use it) and stops after the host's shutdown completes; with hosts
+that do not speak lifespan, or servers that send none, it starts lazily on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..config import TidegateConfig
+from ..errors import UsageError
+from ..gateway import Gateway
+from ..surfaces import build_surface_app
+
+__all__ = ["TidegateMiddleware"]
+
+ASGIApp = Any
+
+
+class TidegateMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        config: TidegateConfig | str | os.PathLike[str] | None = None,
+        gateway: Gateway | None = None,
+    ) -> None:
+        if (config is None) == (gateway is None):
+            raise UsageError("TidegateMiddleware needs exactly one of `config=` or `gateway=`")
+        self.app = app
+        self.gateway = gateway if gateway is not None else Gateway(config)  # type: ignore[arg-type]
+        self.surfaces = build_surface_app(self.gateway)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if self.surfaces.matches(scope):
+                await self.surfaces(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        if kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _lifespan(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        gateway = self.gateway
+        owned = gateway.state == "unopened"  # a gateway the host started itself stays theirs
+        seen_startup = False
+        failed = False
+
+        async def lifespan_receive() -> dict[str, Any]:
+            nonlocal seen_startup, failed
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                seen_startup = True
+                if owned:
+                    try:
+                        await gateway.start()
+                    except Exception as exc:
+                        failed = True
+                        await send({"type": "lifespan.startup.failed", "message": f"tidegate: {exc}"})
+                        raise
+            return message
+
+        async def lifespan_send(message: dict[str, Any]) -> None:
+            kind = message["type"]
+            if owned and kind in ("lifespan.shutdown.complete", "lifespan.startup.failed"):
+                await gateway.stop()
+            await send(message)
+
+        try:
+            await self.app(scope, lifespan_receive, lifespan_send)
+        except BaseException:
+            if failed or seen_startup:
+                if owned:
+                    await gateway.stop()
+                if failed:
+                    return
+                raise
+            # The host app does not speak lifespan: run the protocol for the gateway alone.
+            await self._own_lifespan(receive, send, owned)
+
+    async def _own_lifespan(self, receive: Any, send: Any, owned: bool) -> None:
+        gateway = self.gateway
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if owned:
+                        await gateway.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": f"tidegate: {exc}"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if owned:
+                    await gateway.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

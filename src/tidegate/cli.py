@@ -1,0 +1,130 @@
+"""The ``tidegate`` command: serve, check, simulate (and the capabilities' commands).
+
+Imports of heavy or optional modules happen inside each command so ``tidegate check`` stays fast
+and a missing extra is reported by name only when its command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .errors import ConfigError
+
+    try:
+        load_config(args.config)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue)
+        return 1
+    print("ok")
+    return 0
+
+
+def _load_app(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise SystemExit(f"--app expects `module:attribute`, got `{spec}`")
+    sys.path.insert(0, ".")
+    module = importlib.import_module(module_name)
+    app = module
+    for part in attr.split("."):
+        app = getattr(app, part)
+    return app
+
+
+async def _bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The host app when none is given: 404 for anything outside the prefix."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] == "http":
+        body = b'{"detail":"Not Found"}'
+        await send({"type": "http.response.start", "status": 404,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        print("tidegate serve needs uvicorn: pip install 'tidegate[server]'", file=sys.stderr)
+        return 2
+    from .asgi.middleware import TidegateMiddleware
+    from .config import load_config
+    from .errors import ConfigError
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    host_app = _load_app(args.app) if args.app else _bare_app
+    app = TidegateMiddleware(host_app, config=config)
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    uvicorn.run(
+        app, host=args.host, port=args.port, loop=loop, http=http, lifespan="on",
+        log_level=args.log_level, access_log=False,
+        timeout_graceful_shutdown=int(config.shutdown_timeout) + 1,
+    )  # fmt: skip
+    return 0
+
+
+def _simulate(args: argparse.Namespace, rest: list[str]) -> int:
+    from .providers.simulator import main as simulator_main
+
+    return simulator_main(rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tidegate", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check", help="validate a config file; prints `ok` or every problem")
+    check.add_argument("config")
+    check.set_defaults(func=_check)
+
+    serve = commands.add_parser("serve", help="serve the surfaces (optionally around your ASGI app)")
+    serve.add_argument("config")
+    serve.add_argument("--app", help="your ASGI app as module:attribute (default: a bare app)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="warning")
+    serve.set_defaults(func=_serve)
+
+    simulate = commands.add_parser(
+        "simulate", help="run the LLM simulator (not a model); see `tidegate simulate --help`",
+        add_help=False,
+    )  # fmt: skip
+    simulate.set_defaults(func=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] == "simulate":
+        return _simulate(argparse.Namespace(), args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

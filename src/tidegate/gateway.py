@@ -1,0 +1,237 @@
+"""The Gateway: one object that owns every component built from a config, and their lifecycle.
+
+Everything stateful in tidegate hangs off a Gateway (upstream sessions, metrics registry, worker
+pool, caches, limiters…), so two gateways in one process never share anything and tests can build
+and tear one down per case. Surfaces and host adapters only translate to and from its methods.
+
+Lifecycle: ``unopened → starting → running → draining → stopped``. ``stop()`` refuses new surface
+requests, waits up to ``shutdown_timeout`` for in-flight ones (streams included), then cancels
+what is left; each cancelled request ends with a clean ``ShuttingDown`` error, never a dropped
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from ._concurrency import WorkerPool
+from .config import TidegateConfig, load_config
+from .context import RequestContext
+from .errors import NotFoundError, ShuttingDown, UsageError
+from .metrics import Metrics
+from .providers.upstream import Upstream
+
+__all__ = ["Gateway"]
+
+State = Literal["unopened", "starting", "running", "draining", "stopped"]
+
+
+class _Flight:
+    """One in-flight surface request, so ``stop()`` can wait for it or cancel it cleanly."""
+
+    __slots__ = ("_gateway", "shutdown", "task")
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self.task: asyncio.Task[Any] | None = None
+        self.shutdown = False
+
+    async def __aenter__(self) -> _Flight:
+        gateway = self._gateway
+        if gateway.state != "running":
+            raise ShuttingDown() if gateway.state in ("draining", "stopped") else UsageError(
+                f"Gateway is {gateway.state}; start() it first"
+            )
+        self.task = asyncio.current_task()
+        gateway._flights.add(self)
+        gateway._idle.clear()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        gateway = self._gateway
+        gateway._flights.discard(self)
+        if not gateway._flights:
+            gateway._idle.set()
+        if self.shutdown and isinstance(exc, asyncio.CancelledError) and self.task is not None:
+            self.task.uncancel()
+            raise ShuttingDown("tidegate shut down before this request finished") from None
+
+
+class Gateway:
+    """Build from a config (object or file path); ``start()`` before use, ``stop()`` after."""
+
+    def __init__(self, config: TidegateConfig | str | os.PathLike[str]) -> None:
+        if not isinstance(config, TidegateConfig):
+            config = load_config(config)
+        self.config = config
+        self.state: State = "unopened"
+        self.metrics = Metrics(buckets=config.metrics.latency_buckets)
+        self.upstreams: dict[str, Upstream] = {
+            name: Upstream(name, model) for name, model in config.models.items()
+        }
+        self.pool = WorkerPool(max_workers=max(2, os.cpu_count() or 2))
+        self._flights: set[_Flight] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._start_lock = asyncio.Lock()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Gateway:
+        return cls(load_config(Path(path)))
+
+    def __repr__(self) -> str:
+        return f"Gateway(state={self.state!r}, models={list(self.upstreams)!r})"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.state != "unopened":
+            raise UsageError(f"Gateway cannot start: it is {self.state} (a Gateway starts once)")
+        self.state = "starting"
+        started: list[Upstream] = []
+        try:
+            for upstream in self.upstreams.values():
+                await upstream.start()
+                started.append(upstream)
+        except BaseException:
+            for upstream in started:
+                await upstream.close()
+            self.state = "stopped"
+            raise
+        self.state = "running"
+
+    async def ensure_started(self) -> None:
+        """Start on first use when no lifespan event did (servers that send none)."""
+        if self.state == "running":
+            return
+        async with self._start_lock:
+            if self.state == "unopened":
+                await self.start()
+
+    async def stop(self, *, timeout: float | None = None) -> None:
+        """Drain in-flight requests for up to ``timeout`` (default ``shutdown_timeout``), then close."""
+        if self.state in ("stopped", "unopened"):
+            self.state = "stopped"
+            return
+        if self.state == "draining":
+            await self._idle.wait()
+            return
+        self.state = "draining"
+        limit = float(self.config.shutdown_timeout if timeout is None else timeout)
+        try:
+            await asyncio.wait_for(self._idle.wait(), limit)
+        except TimeoutError:
+            for flight in list(self._flights):
+                flight.shutdown = True
+                if flight.task is not None:
+                    flight.task.cancel("tidegate shutdown")
+            await self._idle.wait()
+        for upstream in self.upstreams.values():
+            await upstream.close()
+        self.pool.shutdown(wait=False)
+        self.state = "stopped"
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def flight(self) -> _Flight:
+        """Track the current task as an in-flight request (``async with gateway.flight():``)."""
+        return _Flight(self)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._flights)
+
+    # -- in-process API ------------------------------------------------------------------------
+
+    def upstream_for(self, model: str) -> Upstream:
+        upstream = self.upstreams.get(model)
+        if upstream is None:
+            known = ", ".join(sorted(self.upstreams)) or "none configured"
+            raise NotFoundError(
+                f"The model `{model}` does not exist (configured: {known})",
+                code="model_not_found",
+                param="model",
+            )
+        return upstream
+
+    async def chat(
+        self, messages: list[dict[str, Any]], *, model: str, ctx: RequestContext | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """A chat completion for host code; returns the OpenAI ``chat.completion`` dict."""
+        self._check_running()
+        return await self.complete({**params, "messages": messages, "model": model}, ctx=ctx)
+
+    async def stream_chat(
+        self, messages: list[dict[str, Any]], *, model: str, ctx: RequestContext | None = None,
+        **params: Any,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream ``chat.completion.chunk`` dicts for host code."""
+        self._check_running()
+        async for chunk in self.stream_complete({**params, "messages": messages, "model": model}, ctx=ctx):
+            yield chunk
+
+    async def complete(self, body: dict[str, Any], *, ctx: RequestContext | None = None) -> dict[str, Any]:
+        """A chat completion from a full OpenAI request body (what the surface decoded)."""
+        upstream = self.upstream_for(body["model"])
+        response = await self._timed(upstream, upstream.chat(body, ctx=ctx))
+        self._count_usage(upstream.name, response.get("usage"))
+        return response
+
+    async def stream_complete(
+        self, body: dict[str, Any], *, ctx: RequestContext | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        upstream = self.upstream_for(body["model"])
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outcome = "error"
+        stream = upstream.stream(body, ctx=ctx)
+        try:
+            async for chunk in stream:
+                usage = chunk.get("usage")
+                if usage:
+                    self._count_usage(upstream.name, usage)
+                yield chunk
+            outcome = "ok"
+        finally:
+            await stream.aclose()
+            self.metrics.upstream_latency.labels(upstream.name, outcome).observe(loop.time() - started)
+
+    def _check_running(self) -> None:
+        if self.state != "running":
+            raise UsageError(f"Gateway is {self.state}; call `await gateway.start()` first")
+
+    async def _timed(self, upstream: Upstream, call: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outcome = "error"
+        try:
+            result = await call
+            outcome = "ok"
+            return result
+        finally:
+            self.metrics.upstream_latency.labels(upstream.name, outcome).observe(loop.time() - started)
+
+    def _count_usage(self, model: str, usage: object) -> None:
+        if isinstance(usage, dict):
+            prompt = usage.get("prompt_tokens")
+            completion = usage.get("completion_tokens")
+            if isinstance(prompt, int) and prompt > 0:
+                self.metrics.tokens.labels(model, "prompt").inc(prompt)
+            if isinstance(completion, int) and completion > 0:
+                self.metrics.tokens.labels(model, "completion").inc(completion)

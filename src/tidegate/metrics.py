@@ -1,0 +1,51 @@
+"""Prometheus metrics owned by one Gateway.
+
+A registry per Gateway (never prometheus-client's global one) so two gateways in one process, or
+a test run after another, never share counters. Capabilities register their own collectors on
+``Metrics.registry``; the families here are the ones every surface request touches.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    def __init__(self, *, buckets: list[float] | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        kwargs = {"registry": self.registry}
+        hist = {"buckets": buckets} if buckets else {}
+        self.requests = Counter(
+            "tidegate_requests", "Surface requests by surface, endpoint and status.",
+            ["surface", "endpoint", "status"], **kwargs,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "tidegate_request_duration_seconds", "Surface request latency (to last byte).",
+            ["surface", "endpoint"], **kwargs, **hist,
+        )  # fmt: skip
+        self.overhead = Histogram(
+            "tidegate_overhead_seconds", "Time tidegate itself added (total minus upstream time).",
+            ["surface"], registry=self.registry,
+            buckets=[0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1],
+        )  # fmt: skip
+        self.upstream_latency = Histogram(
+            "tidegate_upstream_duration_seconds", "Upstream call latency by model and outcome.",
+            ["model", "outcome"], **kwargs, **hist,
+        )  # fmt: skip
+        self.errors = Counter(
+            "tidegate_errors", "Errors by kind (our error code) and surface.",
+            ["surface", "kind"], **kwargs,
+        )  # fmt: skip
+        self.in_flight = Gauge(
+            "tidegate_in_flight_requests", "Surface requests being served now.", ["surface"], **kwargs
+        )
+        self.tokens = Counter(
+            "tidegate_tokens", "Tokens reported by upstreams, by model and kind (prompt/completion).",
+            ["model", "kind"], **kwargs,
+        )  # fmt: skip
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,204 @@
+"""What every surface request goes through: routing, auth, body, drain tracking, errors, metrics.
+
+Each surface (OpenAI, Dify, admin) declares routes and how it spells errors; this module runs the
+shared steps once so a surface handler only decodes its payload, calls the Gateway and encodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import get_route_path
+
+from ..asgi.http import DisconnectWatcher, client_ip, header_map, read_body, send_body
+from ..context import RequestContext
+from ..errors import AuthenticationError, RequestError, TidegateError
+
+if TYPE_CHECKING:
+    from ..gateway import Gateway
+
+__all__ = ["Route", "Surface", "SurfaceApp"]
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Handler = Callable[[RequestContext, bytes, Send], Awaitable[int]]
+
+
+class Route:
+    """One endpoint: a handler plus whether it needs a key and counts as in-flight work."""
+
+    __slots__ = ("auth", "endpoint", "handler", "method", "path", "surface", "tracked")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        surface: Surface,
+        auth: bool = True,
+        tracked: bool = True,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.handler = handler
+        self.surface = surface
+        self.auth = auth
+        self.tracked = tracked
+        self.endpoint = path
+
+
+class Surface:
+    """A wire protocol: its routes and its error envelope."""
+
+    name = "surface"
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def routes(self) -> Sequence[Route]:
+        raise NotImplementedError
+
+    def error_body(self, exc: TidegateError) -> bytes:
+        raise NotImplementedError
+
+    def error_headers(self, exc: TidegateError) -> list[tuple[str, str]]:
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return [("retry-after", str(max(1, round(retry_after))))]
+        return []
+
+    async def send_error(self, send: Send, exc: TidegateError, ctx: RequestContext) -> int:
+        if ctx.response_started:
+            await self.send_late_error(send, exc)
+            return exc.status
+        await send_body(send, exc.status, self.error_body(exc), self.error_headers(exc))
+        return exc.status
+
+
+    async def send_late_error(self, send: Send, exc: TidegateError) -> None:
+        """An error after the response started: end the body; streaming surfaces override this
+        to send an error event the client can read."""
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class SurfaceApp:
+    """The ASGI app behind the prefix: dispatches to the surfaces' routes."""
+
+    def __init__(self, gateway: Gateway, surfaces: Sequence[Surface], *, fallback: Surface) -> None:
+        self.gateway = gateway
+        self.prefix = gateway.config.prefix
+        self.fallback = fallback
+        self._routes: dict[tuple[str, str], Route] = {}
+        self._paths: dict[str, Route] = {}
+        for surface in surfaces:
+            for route in surface.routes():
+                self._routes[(route.method, route.path)] = route
+                self._paths.setdefault(route.path, route)
+        self._keys = [(name, secret.encode()) for name, secret in gateway.config.auth.keys().items()]
+        self._tenant_header = (gateway.config.tenant_header or "").lower() or None
+        self._limit = int(gateway.config.max_body_size)
+        self._overhead = gateway.config.overhead_header
+
+    def matches(self, scope: dict[str, Any]) -> bool:
+        path = get_route_path(scope)
+        prefix = self.prefix
+        return not prefix or path == prefix or path.startswith(prefix + "/")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
+        path = get_route_path(scope)[len(self.prefix) :] or "/"
+        route = self._routes.get((scope["method"], path))
+        headers = header_map(scope)
+        ctx = RequestContext(headers=headers, client_ip=client_ip(scope))
+        if route is None:
+            await self._no_route(scope["method"], path, send, ctx)
+            return
+        surface = route.surface
+        ctx.surface = surface.name
+        metrics = self.gateway.metrics
+        gauge = metrics.in_flight.labels(surface.name)
+        gauge.inc()
+        status = 500
+        try:
+            status = await self._serve(route, receive, send, ctx)
+        finally:
+            gauge.dec()
+            elapsed = time.perf_counter() - ctx.started
+            metrics.requests.labels(surface.name, route.endpoint, str(status)).inc()
+            metrics.latency.labels(surface.name, route.endpoint).observe(elapsed)
+            metrics.overhead.labels(surface.name).observe(max(0.0, elapsed - ctx.upstream_seconds))
+
+    async def _serve(self, route: Route, receive: Any, send: Send, ctx: RequestContext) -> int:
+        surface = route.surface
+        watcher: DisconnectWatcher | None = None
+        try:
+            if route.auth:
+                self._authenticate(ctx)
+            elif self._tenant_header:
+                ctx.tenant = ctx.headers.get(self._tenant_header)
+            body = await read_body(receive, ctx.headers, self._limit) if route.method == "POST" else b""
+            if not route.tracked:
+                return await route.handler(ctx, body, self._sender(send, ctx))
+            await self.gateway.ensure_started()
+            async with self.gateway.flight():
+                watcher = DisconnectWatcher(receive)
+                try:
+                    return await route.handler(ctx, body, self._sender(send, ctx))
+                finally:
+                    watcher.close()
+        except TidegateError as exc:
+            self.gateway.metrics.errors.labels(surface.name, exc.code).inc()
+            return await surface.send_error(self._sender(send, ctx), exc, ctx)
+        except asyncio.CancelledError:
+            if watcher is not None and watcher.swallow():
+                self.gateway.metrics.errors.labels(surface.name, "client_disconnected").inc()
+                return 499
+            raise
+
+    def _sender(self, send: Send, ctx: RequestContext) -> Send:
+        """Adds tidegate's response headers (overhead, route…) to whatever the handler starts."""
+        async def wrapped(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                ctx.response_started = True
+                extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in ctx.response_headers]
+                if self._overhead:
+                    extra.append((b"x-tidegate-overhead-ms", f"{ctx.overhead_ms():.3f}".encode()))
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        return wrapped
+
+    def _authenticate(self, ctx: RequestContext) -> None:
+        if not self._keys:
+            if self._tenant_header:
+                ctx.tenant = ctx.headers.get(self._tenant_header)
+            return
+        header = ctx.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationError(
+                "Missing API key: send `Authorization: Bearer <key>`", code="invalid_api_key"
+            )
+        presented = token.strip().encode()
+        found = None
+        for name, secret in self._keys:  # compare against all: timing reveals nothing
+            if hmac.compare_digest(presented, secret):
+                found = name
+        if found is None:
+            raise AuthenticationError("Incorrect API key provided", code="invalid_api_key")
+        ctx.api_key_name = found
+        ctx.tenant = found
+
+    async def _no_route(self, method: str, path: str, send: Send, ctx: RequestContext) -> None:
+        route = self._paths.get(path)
+        if route is not None:
+            exc = RequestError(
+                f"Method {method} is not allowed on {self.prefix}{path}", status=405, code="method_not_allowed"
+            )
+            await route.surface.send_error(self._sender(send, ctx), exc, ctx)
+            return
+        exc = RequestError(f"Unknown endpoint {method} {self.prefix}{path}", status=404, code="not_found")
+        await self.fallback.send_error(self._sender(send, ctx), exc, ctx)

@@ -1,0 +1,148 @@
+"""OpenAI-compatible surface: ``/v1/chat/completions`` (blocking and SSE) and ``/v1/models``.
+
+Clients built for OpenAI (the official SDKs, LangChain, curl scripts) must work unchanged, so
+errors use OpenAI's envelope and statuses, streams end with ``data: [DONE]``, and a failure after
+the first byte arrives as an ``error`` event (what the SDK raises on) instead of a cut connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from ..asgi.http import send_body, start_stream
+from ..context import RequestContext
+from ..errors import RequestError, TidegateError
+from .base import Route, Send, Surface
+
+__all__ = ["OpenAISurface"]
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+_DONE = b"data: [DONE]\n\n"
+
+_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
+          404: "invalid_request_error", 405: "invalid_request_error", 413: "invalid_request_error",
+          429: "requests"}  # fmt: skip
+
+
+class _Message(msgspec.Struct):
+    role: str
+
+
+class _ChatRequest(msgspec.Struct):
+    """Only what we must check; every other field passes through to the upstream untouched."""
+
+    model: str
+    messages: list[_Message]
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+
+
+_decode_chat = msgspec.json.Decoder(_ChatRequest).decode
+
+
+def decode_json_object(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise RequestError("The request body is empty; expected a JSON object", code="invalid_json")
+    try:
+        body = _decode(raw)
+    except msgspec.DecodeError as exc:
+        raise RequestError(
+            f"We could not parse the JSON body of your request ({exc})", code="invalid_json"
+        ) from None
+    if not isinstance(body, dict):
+        raise RequestError("Expected the request body to be a JSON object", code="invalid_json")
+    return body
+
+
+def parse_chat_request(raw: bytes) -> dict[str, Any]:
+    body = decode_json_object(raw)
+    try:
+        request = _decode_chat(raw)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        param = None
+        if " - at `$." in text:
+            param = text.rsplit(" - at `$.", 1)[1].rstrip("`")
+        raise RequestError(f"Invalid chat request: {text}", code="invalid_request", param=param) from None
+    if not request.messages:
+        raise RequestError(
+            "Expected `messages` to contain at least 1 message, got 0", param="messages",
+            code="invalid_request",
+        )
+    return body
+
+
+class OpenAISurface(Surface):
+    name = "openai"
+
+    def routes(self) -> Sequence[Route]:
+        return [
+            Route("POST", "/v1/chat/completions", self.chat_completions, surface=self),
+            Route("GET", "/v1/models", self.models, surface=self, tracked=False),
+        ]
+
+    def error_body(self, exc: TidegateError) -> bytes:
+        return _encode({"error": self.error_object(exc)})
+
+    def error_object(self, exc: TidegateError) -> dict[str, Any]:
+        kind = _TYPES.get(exc.status, "server_error" if exc.status >= 500 else "invalid_request_error")
+        return {
+            "message": exc.message,
+            "type": kind,
+            "param": getattr(exc, "param", None),
+            "code": exc.code,
+        }
+
+    async def send_late_error(self, send: Send, exc: TidegateError) -> None:
+        event = b"data: " + _encode({"error": self.error_object(exc)}) + b"\n\n"
+        await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+
+    async def chat_completions(self, ctx: RequestContext, raw: bytes, send: Send) -> int:
+        body = parse_chat_request(raw)
+        gateway = self.gateway
+        model = body["model"]
+        gateway.upstream_for(model)  # unknown model → 404 before any work
+        ctx.response_headers.append(("x-tidegate-model", model))
+        if not body.get("stream"):
+            response = await gateway.complete(body, ctx=ctx)
+            await send_body(send, 200, _encode(response))
+            return 200
+        return await self._stream(gateway.stream_complete(body, ctx=ctx), send, ctx)
+
+    async def _stream(self, stream: Any, send: Send, ctx: RequestContext) -> int:
+        """Headers go out only with the first chunk, so early failures are real HTTP errors."""
+        try:
+            first = await anext(stream)
+        except StopAsyncIteration:
+            first = None
+        except BaseException:
+            await stream.aclose()
+            raise
+        await start_stream(send)
+        try:
+            if first is not None:
+                await send({"type": "http.response.body", "body": b"data: " + _encode(first) + b"\n\n", "more_body": True})
+                async for chunk in stream:
+                    await send({"type": "http.response.body", "body": b"data: " + _encode(chunk) + b"\n\n", "more_body": True})
+        except TidegateError as exc:
+            self.gateway.metrics.errors.labels(self.name, exc.code).inc()
+            event = b"data: " + _encode({"error": self.error_object(exc)}) + b"\n\n"
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        finally:
+            await stream.aclose()
+        await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+        return 200
+
+    async def models(self, ctx: RequestContext, raw: bytes, send: Send) -> int:
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "tidegate"}
+            for name, upstream in self.gateway.upstreams.items()
+            if upstream.config.kind == "chat"
+        ]
+        await send_body(send, 200, _encode({"object": "list", "data": data}))
+        return 200
