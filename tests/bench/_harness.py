@@ -78,8 +78,13 @@ def wrk(url: str, *, seconds: int = 4, connections: int = 50) -> float | None:
     return float(match.group(1)) if match else None
 
 
-async def latencies(url: str, body: dict[str, object], *, n: int, concurrency: int) -> tuple[list[float], float]:
-    """Per-request latencies (seconds) and throughput for ``n`` POSTs at ``concurrency``."""
+async def latencies(
+    url: str, body: dict[str, object], *, n: int, concurrency: int, overheads: list[float] | None = None
+) -> tuple[list[float], float]:
+    """Per-request latencies (seconds) and throughput for ``n`` POSTs at ``concurrency``.
+
+    When ``overheads`` is given, each response's ``X-Tidegate-Overhead-Ms`` is appended (ms).
+    """
     results: list[float] = []
     remaining = n
 
@@ -92,6 +97,8 @@ async def latencies(url: str, body: dict[str, object], *, n: int, concurrency: i
                 await resp.read()
                 if resp.status != 200:
                     raise RuntimeError(f"{url} answered {resp.status}")
+                if overheads is not None and "x-tidegate-overhead-ms" in resp.headers:
+                    overheads.append(float(resp.headers["x-tidegate-overhead-ms"]))
             results.append(time.perf_counter() - started)
 
     connector = aiohttp.TCPConnector(limit=concurrency)
