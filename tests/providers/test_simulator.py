@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
 import signal
+import statistics
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -15,11 +17,16 @@ import aiohttp
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tidegate.config.simulator import simulator_config_from
+from tidegate.config.types import Duration
 from tidegate.errors import UsageError
 from tidegate.providers.simulator import Simulator, SimulatorConfig
 from tidegate.providers.simulator_cli import build_parser, config_from_args
+from tidegate.providers.simulator_engine import sample_ttft
+from tidegate.providers.simulator_text import plan_reply
 
 HELLO = [{"role": "user", "content": "Tell me about tides and gates"}]
 
@@ -52,7 +59,10 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def chat(
-    client: aiohttp.ClientSession, sim: Simulator, headers: dict[str, str] | None = None, **body: Any
+    client: aiohttp.ClientSession,
+    sim: Simulator,
+    headers: dict[str, str] | None = None,
+    **body: Any,
 ) -> tuple[int, dict[str, Any]]:
     payload = {"model": "qwen", "messages": HELLO, **body}
     async with client.post(f"{sim.url}/chat/completions", json=payload, headers=headers) as resp:
@@ -70,7 +80,10 @@ async def sse(resp: aiohttp.ClientResponse) -> list[str]:
 
 
 async def stream_chat(
-    client: aiohttp.ClientSession, sim: Simulator, headers: dict[str, str] | None = None, **body: Any
+    client: aiohttp.ClientSession,
+    sim: Simulator,
+    headers: dict[str, str] | None = None,
+    **body: Any,
 ) -> list[str]:
     payload = {"model": "qwen", "messages": HELLO, "stream": True, **body}
     async with client.post(f"{sim.url}/chat/completions", json=payload, headers=headers) as resp:
@@ -217,7 +230,9 @@ async def test_embeddings_are_deterministic_unit_vectors(simulator, client):
 
 async def test_embeddings_base64_and_dimensions(simulator, client):
     floats = await embed(client, simulator, input="hello tides", dimensions=64)
-    packed = await embed(client, simulator, input="hello tides", dimensions=64, encoding_format="base64")
+    packed = await embed(
+        client, simulator, input="hello tides", dimensions=64, encoding_format="base64"
+    )
     decoded = np.frombuffer(base64.b64decode(packed["data"][0]["embedding"]), dtype="<f4")
     assert len(floats["data"][0]["embedding"]) == 64
     assert np.allclose(decoded, floats["data"][0]["embedding"])
@@ -228,11 +243,15 @@ async def test_embeddings_base64_and_dimensions(simulator, client):
 
 async def test_bad_requests_get_the_openai_envelope(simulator, client):
     url = f"{simulator.url}/chat/completions"
-    async with client.post(url, data=b"{not json", headers={"Content-Type": "application/json"}) as r:
+    async with client.post(
+        url, data=b"{not json", headers={"Content-Type": "application/json"}
+    ) as r:
         bad_json = (r.status, await r.json())
     async with client.post(url, json={"model": "qwen"}) as r:
         no_messages = (r.status, await r.json())
-    async with client.post(url, json={"model": "qwen", "messages": HELLO}, headers={"X-Sim-Fault": "boom"}) as r:
+    async with client.post(
+        url, json={"model": "qwen", "messages": HELLO}, headers={"X-Sim-Fault": "boom"}
+    ) as r:
         bad_fault = (r.status, await r.json())
     async with client.post(url, json={"model": "qwen", "messages": HELLO, "max_tokens": 0}) as r:
         bad_limit = (r.status, await r.json())
@@ -272,7 +291,9 @@ async def test_reset_mid_stream_breaks_the_client_after_some_chunks(simulator, c
     headers = {"X-Sim-Fault": "reset", "X-Sim-Fault-After": "3"}
     seen: list[str] = []
     with pytest.raises(aiohttp.ClientPayloadError):
-        async with client.post(f"{simulator.url}/chat/completions", json=payload, headers=headers) as resp:
+        async with client.post(
+            f"{simulator.url}/chat/completions", json=payload, headers=headers
+        ) as resp:
             async for line in resp.content:
                 if line.startswith(b"data: "):
                     seen.append(line[6:].decode())
@@ -312,26 +333,29 @@ async def test_malformed_faults(simulator, client):
 async def test_hang_is_cut_by_the_client_and_the_server_stops_cleanly(client):
     sim = Simulator()
     await sim.start()
-    with pytest.raises(asyncio.TimeoutError):
-        async with client.post(
-            f"{sim.url}/chat/completions",
-            json={"model": "qwen", "messages": HELLO},
-            headers={"X-Sim-Fault": "hang"},
-            timeout=aiohttp.ClientTimeout(total=0.2),
-        ):
-            pass
-    await wait_for(lambda: sim.stats["in_flight"] == 0)
-    assert sim.stats["aborted"] == 1
-    # another hung request is still in flight when the server stops
-    pending = asyncio.create_task(chat(client, sim, headers={"X-Sim-Fault": "hang"}))
-    await wait_for(lambda: sim.stats["in_flight"] == 1)
-    started = time.monotonic()
-    await sim.stop()
-    assert time.monotonic() - started < 1.5
-    with pytest.raises(aiohttp.ClientConnectionError):
-        await pending
-    assert sim.stats["aborted"] == 1  # stopping is not a client abort
-    assert sim.state == "closed"
+    try:
+        with pytest.raises(asyncio.TimeoutError):
+            async with client.post(
+                f"{sim.url}/chat/completions",
+                json={"model": "qwen", "messages": HELLO},
+                headers={"X-Sim-Fault": "hang"},
+                timeout=aiohttp.ClientTimeout(total=0.2),
+            ):
+                pass
+        await wait_for(lambda: sim.stats["in_flight"] == 0)
+        assert sim.stats["aborted"] == 1
+        # another hung request is still in flight when the server stops
+        pending = asyncio.create_task(chat(client, sim, headers={"X-Sim-Fault": "hang"}))
+        await wait_for(lambda: sim.stats["in_flight"] == 1)
+        started = time.monotonic()
+        await sim.stop()
+        assert time.monotonic() - started < 1.5
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await pending
+        assert sim.stats["aborted"] == 1  # stopping is not a client abort
+        assert sim.state == "closed"
+    finally:
+        await sim.stop()
     assert await _no_tasks_left() == []
 
 
@@ -393,8 +417,15 @@ async def test_runtime_config_breaks_and_heals_the_upstream(simulator, client):
 
 # -- tools ----------------------------------------------------------------------------------
 
-TOOLS = [{"type": "function", "function": {"name": "order_status", "parameters": {"type": "object"}}}]
-ASK = [{"role": "user", "content": 'Check call:order_status({"id": 42}) and call:weather({"city": "Oslo"})'}]
+TOOLS = [
+    {"type": "function", "function": {"name": "order_status", "parameters": {"type": "object"}}}
+]
+ASK = [
+    {
+        "role": "user",
+        "content": 'Check call:order_status({"id": 42}) and call:weather({"city": "Oslo"})',
+    }
+]
 
 
 async def test_tool_call_directives_non_stream(simulator, client):
@@ -468,7 +499,9 @@ async def test_stats_count_and_reset(simulator, client):
 async def test_client_abort_mid_stream_is_counted(simulator, client):
     payload = {"model": "qwen", "messages": HELLO, "stream": True}
     headers = {"X-Sim-TPS": "50", "X-Sim-Tokens": "200"}
-    async with client.post(f"{simulator.url}/chat/completions", json=payload, headers=headers) as resp:
+    async with client.post(
+        f"{simulator.url}/chat/completions", json=payload, headers=headers
+    ) as resp:
         await resp.content.readline()
         resp.close()  # walk away mid-stream
     await wait_for(lambda: simulator.stats["aborted"] == 1)
@@ -511,7 +544,9 @@ async def test_cli_process_serves_and_exits_on_sigterm():
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode().strip()
-        assert line.startswith("tidegate LLM simulator (not a model) listening on http://127.0.0.1:")
+        assert line.startswith(
+            "tidegate LLM simulator (not a model) listening on http://127.0.0.1:"
+        )
         url = line.rsplit(" ", 1)[1]
         async with aiohttp.ClientSession() as session:
             body = {"model": "qwen", "messages": HELLO}
@@ -524,3 +559,68 @@ async def test_cli_process_serves_and_exits_on_sigterm():
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("dist", "low", "high"),
+    [("fixed", 0.05, 0.05), ("uniform", 0.03, 0.07), ("lognormal", 0.0, 10.0)],
+)
+def test_ttft_distributions(dist, low, high):
+    cfg = SimulatorConfig(ttft=Duration(0.05), ttft_jitter=Duration(0.02), ttft_dist=dist)
+    rng = random.Random(5)
+    draws = [sample_ttft(cfg, rng) for _ in range(4000)]
+    assert low <= min(draws) and max(draws) <= high
+    assert statistics.fmean(draws) == pytest.approx(0.05, rel=0.05)
+    if dist == "lognormal":
+        assert statistics.stdev(draws) == pytest.approx(0.02, rel=0.15)
+        assert max(draws) > 0.1  # the long right tail
+    if dist != "fixed":
+        assert len(set(draws)) > 3000
+
+
+async def test_openai_sdk_talks_to_the_simulator(simulator):
+    from openai import AsyncOpenAI
+
+    sdk = AsyncOpenAI(base_url=simulator.url, api_key="not-needed", max_retries=0)
+    try:
+        reply = await sdk.chat.completions.create(model="qwen", messages=HELLO)
+        stream = await sdk.chat.completions.create(
+            model="qwen", messages=HELLO, stream=True, stream_options={"include_usage": True}
+        )
+        parts, usage = [], None
+        async for chunk in stream:
+            if chunk.choices:
+                parts.append(chunk.choices[0].delta.content or "")
+            usage = chunk.usage or usage
+        vectors = await sdk.embeddings.create(
+            model="bge", input=["one", "two"]
+        )  # base64 on the wire
+    finally:
+        await sdk.close()
+    assert reply.model == "simulator/qwen"
+    assert "".join(parts) == reply.choices[0].message.content
+    assert usage is not None and usage.completion_tokens == 24
+    assert [len(d.embedding) for d in vectors.data] == [384, 384]
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    args=st.lists(st.dictionaries(st.text(max_size=6), _json_values, max_size=3), max_size=3),
+    filler=st.sampled_from(["", "please ", "then ) and } "]),
+)
+def test_tool_directives_round_trip_any_json_arguments(args, filler):
+    text = " ".join(f"{filler}call:tool_{i}({json.dumps(a)})" for i, a in enumerate(args))
+    messages = [{"role": "user", "content": text + " call:ping()"}]
+    reply = plan_reply(messages, model="m", natural=24, limit=None, tools=True)
+    assert reply.tool_calls is not None
+    assert [c.name for c in reply.tool_calls] == [*(f"tool_{i}" for i in range(len(args))), "ping"]
+    assert [json.loads(c.arguments) for c in reply.tool_calls] == [*args, {}]
+    assert [c.id for c in reply.tool_calls] == [f"call_{i + 1}" for i in range(len(args) + 1)]
