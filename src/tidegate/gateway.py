@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -189,7 +189,7 @@ class Gateway:
     async def complete(self, body: dict[str, Any], *, ctx: RequestContext | None = None) -> dict[str, Any]:
         """A chat completion from a full OpenAI request body (what the surface decoded)."""
         upstream = self.upstream_for(body["model"])
-        response = await self._timed(upstream, upstream.chat(body, ctx=ctx))
+        response: dict[str, Any] = await self._timed(upstream, upstream.chat(body, ctx=ctx))
         self._count_usage(upstream.name, response.get("usage"))
         return response
 

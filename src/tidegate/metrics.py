@@ -16,15 +16,15 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 class Metrics:
     def __init__(self, *, buckets: list[float] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        kwargs = {"registry": self.registry}
-        hist = {"buckets": buckets} if buckets else {}
+        registry = self.registry
+        latency_buckets = buckets or list(Histogram.DEFAULT_BUCKETS)
         self.requests = Counter(
             "tidegate_requests", "Surface requests by surface, endpoint and status.",
-            ["surface", "endpoint", "status"], **kwargs,
+            ["surface", "endpoint", "status"], registry=registry,
         )  # fmt: skip
         self.latency = Histogram(
             "tidegate_request_duration_seconds", "Surface request latency (to last byte).",
-            ["surface", "endpoint"], **kwargs, **hist,
+            ["surface", "endpoint"], registry=registry, buckets=latency_buckets,
         )  # fmt: skip
         self.overhead = Histogram(
             "tidegate_overhead_seconds", "Time tidegate itself added (total minus upstream time).",
@@ -33,18 +33,18 @@ class Metrics:
         )  # fmt: skip
         self.upstream_latency = Histogram(
             "tidegate_upstream_duration_seconds", "Upstream call latency by model and outcome.",
-            ["model", "outcome"], **kwargs, **hist,
+            ["model", "outcome"], registry=registry, buckets=latency_buckets,
         )  # fmt: skip
         self.errors = Counter(
             "tidegate_errors", "Errors by kind (our error code) and surface.",
-            ["surface", "kind"], **kwargs,
+            ["surface", "kind"], registry=registry,
         )  # fmt: skip
         self.in_flight = Gauge(
-            "tidegate_in_flight_requests", "Surface requests being served now.", ["surface"], **kwargs
+            "tidegate_in_flight_requests", "Surface requests being served now.", ["surface"], registry=registry
         )
         self.tokens = Counter(
             "tidegate_tokens", "Tokens reported by upstreams, by model and kind (prompt/completion).",
-            ["model", "kind"], **kwargs,
+            ["model", "kind"], registry=registry,
         )  # fmt: skip
 
     def render(self) -> bytes:

@@ -57,7 +57,7 @@ class TidegateMiddleware:
 
         async def lifespan_receive() -> dict[str, Any]:
             nonlocal seen_startup, failed
-            message = await receive()
+            message: dict[str, Any] = await receive()
             if message["type"] == "lifespan.startup":
                 seen_startup = True
                 if owned:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 import aiohttp
@@ -82,7 +82,7 @@ class Upstream:
 
     async def stream(
         self, body: dict[str, Any], *, ctx: RequestContext | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Yield ``chat.completion.chunk`` dicts as the upstream sends them.
 
         Closing the iterator early (or cancelling its consumer) closes the upstream connection.

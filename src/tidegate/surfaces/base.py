@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from starlette.routing import get_route_path
+from starlette.routing import get_route_path  # type: ignore[attr-defined]
 
 from ..asgi.http import DisconnectWatcher, client_ip, header_map, read_body, send_body
 from ..context import RequestContext
