@@ -86,6 +86,21 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .errors import ConfigError
+    from .routing import calibrate
+
+    try:
+        weights = load_config(args.config).routing.scorer.weights if args.config else None
+        result = calibrate(args.labeled, args.share, weights=weights)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(result.describe(args.tier))
+    return 0
+
+
 def _simulate(args: argparse.Namespace, rest: list[str]) -> int:
     from .providers.simulator import main as simulator_main
 
@@ -107,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=_serve)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="pick the scorer threshold for a target strong-tier share on labeled prompts"
+    )
+    calibrate.add_argument("labeled", help="JSONL with `prompt` (or `messages`) and `light_ok`")
+    calibrate.add_argument("--share", type=float, default=0.3, help="target strong-tier share (0-1)")
+    calibrate.add_argument("--config", help="use this config's scorer weights")
+    calibrate.add_argument("--tier", default="light", help="the light tier's name, for the printout")
+    calibrate.set_defaults(func=_calibrate)
 
     simulate = commands.add_parser(
         "simulate", help="run the LLM simulator (not a model); see `tidegate simulate --help`",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from .context import RequestContext
 from .errors import NotFoundError, ShuttingDown, UsageError
 from .metrics import Metrics
 from .providers.upstream import Upstream
+from .routing import Router
 
 __all__ = ["Gateway"]
 
@@ -79,6 +80,14 @@ class Gateway:
         self.upstreams: dict[str, Upstream] = {
             name: Upstream(name, model) for name, model in config.models.items()
         }
+        for upstream in self.upstreams.values():
+            upstream.observe = self._observe_upstream
+        self.router = Router(
+            config.routing,
+            {name: up for name, up in self.upstreams.items() if up.config.kind == "chat"},
+            registry=self.metrics.registry,
+            base_dir=Path(config.source).parent if config.source else None,
+        )
         self.pool = WorkerPool(max_workers=max(2, os.cpu_count() or 2))
         self._flights: set[_Flight] = set()
         self._idle = asyncio.Event()
@@ -158,6 +167,14 @@ class Gateway:
 
     # -- in-process API ------------------------------------------------------------------------
 
+    def model_names(self) -> list[str]:
+        """What a client may put in ``model``: tiers (and ``auto``) first, then chat deployments."""
+        tiers = [tier.name for tier in self.config.routing.tiers]
+        names = (["auto", *tiers] if tiers else []) + [
+            name for name, up in self.upstreams.items() if up.config.kind == "chat" and name not in tiers
+        ]
+        return names
+
     def upstream_for(self, model: str) -> Upstream:
         upstream = self.upstreams.get(model)
         if upstream is None:
@@ -187,45 +204,34 @@ class Gateway:
             yield chunk
 
     async def complete(self, body: dict[str, Any], *, ctx: RequestContext | None = None) -> dict[str, Any]:
-        """A chat completion from a full OpenAI request body (what the surface decoded)."""
-        upstream = self.upstream_for(body["model"])
-        response: dict[str, Any] = await self._timed(upstream, upstream.chat(body, ctx=ctx))
-        self._count_usage(upstream.name, response.get("usage"))
+        """A chat completion from a full OpenAI request body, through the router."""
+        response, decision = await self.router.chat(body, ctx)
+        if ctx is not None:
+            ctx.response_headers.extend(decision.headers())
+        if decision.model is not None:
+            self._count_usage(decision.model, response.get("usage"))
         return response
 
     async def stream_complete(
         self, body: dict[str, Any], *, ctx: RequestContext | None = None
     ) -> AsyncIterator[dict[str, Any]]:
-        upstream = self.upstream_for(body["model"])
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        outcome = "error"
-        stream = upstream.stream(body, ctx=ctx)
-        try:
+        """Routed stream; the route's headers are on ``ctx`` before the first chunk is yielded."""
+        async with self.router.stream(body, ctx) as stream:
+            decision = await stream.open()
+            if ctx is not None:
+                ctx.response_headers.extend(decision.headers())
             async for chunk in stream:
                 usage = chunk.get("usage")
-                if usage:
-                    self._count_usage(upstream.name, usage)
+                if usage and decision.model is not None:
+                    self._count_usage(decision.model, usage)
                 yield chunk
-            outcome = "ok"
-        finally:
-            await stream.aclose()
-            self.metrics.upstream_latency.labels(upstream.name, outcome).observe(loop.time() - started)
 
     def _check_running(self) -> None:
         if self.state != "running":
             raise UsageError(f"Gateway is {self.state}; call `await gateway.start()` first")
 
-    async def _timed(self, upstream: Upstream, call: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        outcome = "error"
-        try:
-            result = await call
-            outcome = "ok"
-            return result
-        finally:
-            self.metrics.upstream_latency.labels(upstream.name, outcome).observe(loop.time() - started)
+    def _observe_upstream(self, name: str, outcome: str, seconds: float) -> None:
+        self.metrics.upstream_latency.labels(name, outcome).observe(seconds)
 
     def _count_usage(self, model: str, usage: object) -> None:
         if isinstance(usage, dict):

@@ -11,6 +11,7 @@ from typing import Literal
 
 import msgspec
 
+from .routing import RoutingConfig
 from .types import ByteSize, ConfigStruct, Duration
 
 __all__ = [
@@ -98,6 +99,7 @@ class TidegateConfig(ConfigStruct):
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     max_body_size: ByteSize = ByteSize(4 * 1024 * 1024)
     shutdown_timeout: Duration = Duration(30.0)
     tenant_header: str | None = None

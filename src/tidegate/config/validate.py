@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from .routing import validate_routing
 from .schema import TidegateConfig
 
 __all__ = ["VALIDATORS", "validate_core"]
@@ -44,4 +45,7 @@ def validate_core(config: TidegateConfig) -> list[str]:
     return issues
 
 
-VALIDATORS: list[Callable[[TidegateConfig], list[str]]] = [validate_core]
+VALIDATORS: list[Callable[[TidegateConfig], list[str]]] = [
+    validate_core,
+    lambda config: validate_routing(config.routing, config),
+]

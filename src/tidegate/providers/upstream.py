@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal
 
 import aiohttp
@@ -43,6 +43,8 @@ class Upstream:
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
         self._first_byte = float(config.first_byte_timeout or config.timeout)
+        self.observe: Callable[[str, str, float], None] | None = None
+        """Called with (upstream name, outcome ``ok``/``error``, seconds) after every call."""
 
     def __repr__(self) -> str:
         return f"Upstream({self.name!r}, url={self.config.url!r}, state={self.state!r})"
@@ -97,6 +99,8 @@ class Upstream:
         except BaseException:
             if ctx is not None:
                 ctx.upstream_seconds += loop.time() - mark
+            if self.observe is not None:
+                self.observe(self.name, "error", loop.time() - started)
             raise
         clean = False
         waiting = True
@@ -154,6 +158,8 @@ class Upstream:
                 response.close()  # abort: the upstream sees the connection drop
             if ctx is not None and waiting:
                 ctx.upstream_seconds += loop.time() - mark
+            if self.observe is not None:
+                self.observe(self.name, "ok" if clean else "error", loop.time() - started)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -163,6 +169,7 @@ class Upstream:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + float(self.config.timeout)
+        outcome = "error"
         try:
             response = await self._post(path, payload, started, deadline)
             try:
@@ -190,10 +197,14 @@ class Upstream:
                 raise UpstreamError(
                     f"upstream {self.name!r} returned JSON that is not an object", upstream=self.name
                 )
+            outcome = "ok"
             return result
         finally:
+            elapsed = loop.time() - started
             if ctx is not None:
-                ctx.upstream_seconds += loop.time() - started
+                ctx.upstream_seconds += elapsed
+            if self.observe is not None:
+                self.observe(self.name, outcome, elapsed)
 
     async def _post(
         self, path: str, payload: dict[str, Any], started: float, deadline: float

@@ -105,9 +105,6 @@ class OpenAISurface(Surface):
     async def chat_completions(self, ctx: RequestContext, raw: bytes, send: Send) -> int:
         body = parse_chat_request(raw)
         gateway = self.gateway
-        model = body["model"]
-        gateway.upstream_for(model)  # unknown model → 404 before any work
-        ctx.response_headers.append(("x-tidegate-model", model))
         if not body.get("stream"):
             response = await gateway.complete(body, ctx=ctx)
             await send_body(send, 200, _encode(response))
@@ -141,8 +138,7 @@ class OpenAISurface(Surface):
     async def models(self, ctx: RequestContext, raw: bytes, send: Send) -> int:
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "tidegate"}
-            for name, upstream in self.gateway.upstreams.items()
-            if upstream.config.kind == "chat"
+            for name in self.gateway.model_names()
         ]
         await send_body(send, 200, _encode({"object": "list", "data": data}))
         return 200
