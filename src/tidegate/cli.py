@@ -81,6 +81,9 @@ def _serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         app, host=args.host, port=args.port, loop=loop, http=http, lifespan="on",
         log_level=args.log_level, access_log=False,
+        # Client identity comes from `admission.trusted_proxies` only; uvicorn's own proxy
+        # handling would otherwise trust X-Forwarded-For from 127.0.0.1 before we see it.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(config.shutdown_timeout) + 1,
     )  # fmt: skip
     return 0

@@ -23,6 +23,7 @@ class RequestContext:
         "client_ip",
         "deadline",
         "headers",
+        "path",
         "request_id",
         "response_headers",
         "response_started",
@@ -44,7 +45,9 @@ class RequestContext:
         deadline: float | None = None,
         headers: dict[str, str] | None = None,
         request_id: str | None = None,
+        path: str = "/",
     ) -> None:
+        self.path = path
         self.surface = surface
         self.tenant = tenant
         self.user = user

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from ._concurrency import WorkerPool
+from .admission import Admission
 from .config import TidegateConfig, load_config
 from .context import RequestContext
 from .errors import NotFoundError, ShuttingDown, UsageError
@@ -88,6 +89,7 @@ class Gateway:
             registry=self.metrics.registry,
             base_dir=Path(config.source).parent if config.source else None,
         )
+        self.admission = Admission(config, registry=self.metrics.registry)
         self.pool = WorkerPool(max_workers=max(2, os.cpu_count() or 2))
         self._flights: set[_Flight] = set()
         self._idle = asyncio.Event()
@@ -112,6 +114,7 @@ class Gateway:
             for upstream in self.upstreams.values():
                 await upstream.start()
                 started.append(upstream)
+            await self.admission.start()
         except BaseException:
             for upstream in started:
                 await upstream.close()
@@ -136,6 +139,7 @@ class Gateway:
             await self._idle.wait()
             return
         self.state = "draining"
+        await self.admission.close()  # queued requests are refused; admitted ones keep their slots
         limit = float(self.config.shutdown_timeout if timeout is None else timeout)
         try:
             await asyncio.wait_for(self._idle.wait(), limit)

@@ -9,11 +9,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from support.servers import serve
 from tidegate import Gateway, ShuttingDown, TidegateMiddleware, UsageError
 from tidegate.config import parse_config
 from tidegate.providers.simulator import Simulator
-
-from support.servers import serve
 
 MESSAGES = [{"role": "user", "content": "Where is my parcel?"}]
 

@@ -16,10 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from support.servers import serve
 from tidegate import Gateway, TidegateMiddleware, UsageError
 from tidegate.config import parse_config
-
-from support.servers import serve
 
 CONFIG = {"prefix": "/ai", "models": {"m": {"url": "http://127.0.0.1:9/v1"}}}
 

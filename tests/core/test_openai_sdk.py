@@ -8,11 +8,10 @@ from typing import Any
 import openai
 import pytest
 
+from support.servers import serve_in_thread
 from tidegate import Gateway, TidegateMiddleware
 from tidegate.config import parse_config
 from tidegate.providers.simulator import Simulator, SimulatorConfig
-
-from support.servers import serve_in_thread
 
 MESSAGES: Any = [{"role": "user", "content": "How do I recover my account?"}]
 

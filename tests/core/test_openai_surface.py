@@ -13,11 +13,10 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from support.servers import serve
 from tidegate import Gateway, TidegateMiddleware
 from tidegate.config import parse_config
 from tidegate.providers.simulator import Simulator
-
-from support.servers import serve
 
 MESSAGES = [{"role": "user", "content": "How do I get a refund?"}]
 

@@ -89,7 +89,7 @@ async def test_first_byte_timeout(sim: Simulator) -> None:
     client = upstream(sim.url, first_byte_timeout="150ms", headers={"X-Sim-Fault": "hang"})
     await client.start()
     try:
-        with pytest.raises(UpstreamTimeout, match="no response headers within 0.15s"):
+        with pytest.raises(UpstreamTimeout, match=r"no response headers within 0\.15s"):
             await client.chat(BODY)
     finally:
         await client.close()
@@ -100,7 +100,7 @@ async def test_total_deadline_cuts_a_slow_stream(sim: Simulator) -> None:
     await client.start()
     received = 0
     try:
-        with pytest.raises(UpstreamTimeout, match="0.4s deadline"):
+        with pytest.raises(UpstreamTimeout, match=r"0\.4s deadline"):
             async for _ in client.stream(BODY):
                 received += 1
     finally:

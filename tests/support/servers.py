@@ -19,6 +19,7 @@ def _config(app: Any, lifespan: str) -> uvicorn.Config:
     return uvicorn.Config(
         app, host="127.0.0.1", port=0, lifespan=lifespan, log_level="warning", access_log=False,
         loop="asyncio", http="h11", timeout_graceful_shutdown=5,
+        proxy_headers=False,  # uvicorn would trust X-Forwarded-For from 127.0.0.1 by itself
     )  # fmt: skip
 
 

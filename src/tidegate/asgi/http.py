@@ -33,9 +33,23 @@ _SSE = [
 ]
 
 
+_LISTS = frozenset({"x-forwarded-for", "forwarded"})
+
+
 def header_map(scope: Scope) -> dict[str, str]:
-    """Request headers as a lower-cased dict (last one wins, like most frameworks' ``get``)."""
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    """Request headers as a lower-cased dict.
+
+    The last value wins, except for the proxy-chain headers, whose repeated lines are joined
+    with ``", "`` (RFC 9110 list syntax) so client identity sees the whole chain.
+    """
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1")
+        value = raw_value.decode("latin-1")
+        if name in _LISTS and name in headers:
+            value = headers[name] + ", " + value
+        headers[name] = value
+    return headers
 
 
 def client_ip(scope: Scope) -> str | None:

@@ -12,10 +12,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import msgspec
+from starlette.routing import get_route_path  # type: ignore[attr-defined]
+
+from ..admission import RequestInfo, error_headers
 from ..config import TidegateConfig
-from ..errors import UsageError
+from ..errors import TidegateError, UsageError
 from ..gateway import Gateway
 from ..surfaces import build_surface_app
+from .http import header_map
 
 __all__ = ["TidegateMiddleware"]
 
@@ -35,12 +40,15 @@ class TidegateMiddleware:
         self.app = app
         self.gateway = gateway if gateway is not None else Gateway(config)  # type: ignore[arg-type]
         self.surfaces = build_surface_app(self.gateway)
+        self._protects = bool(self.gateway.config.protect)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
             if self.surfaces.matches(scope):
                 await self.surfaces(scope, receive, send)
+            elif self._protects:
+                await self._guarded(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
@@ -48,6 +56,33 @@ class TidegateMiddleware:
             await self._lifespan(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    async def _guarded(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """A host route under ``protect:`` limits: admitted, or refused with 429/503 here."""
+        gateway = self.gateway
+        path = get_route_path(scope)
+        if not gateway.admission.guards(path):
+            await self.app(scope, receive, send)
+            return
+        await gateway.ensure_started()
+        headers = header_map(scope)
+        client = scope.get("client")
+        info = RequestInfo(
+            surface="host", path=path, client_ip=client[0] if client else None, headers=headers
+        )
+        try:
+            ticket = await gateway.admission.admit(info)
+        except TidegateError as exc:
+            body = msgspec.json.encode(
+                {"error": {"message": exc.message, "code": exc.code, "status": exc.status}}
+            )
+            raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            raw += [(k.lower().encode(), v.encode()) for k, v in error_headers(exc).items()]
+            await send({"type": "http.response.start", "status": exc.status, "headers": raw})
+            await send({"type": "http.response.body", "body": body})
+            return
+        async with ticket:
+            await self.app(scope, receive, send)
 
     async def _lifespan(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         gateway = self.gateway

@@ -11,6 +11,7 @@ from typing import Literal
 
 import msgspec
 
+from .admission import AdmissionConfig, LimitRule, ProtectRule
 from .routing import RoutingConfig
 from .types import ByteSize, ConfigStruct, Duration
 
@@ -100,6 +101,9 @@ class TidegateConfig(ConfigStruct):
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
+    limits: list[LimitRule] = msgspec.field(default_factory=list)
+    protect: list[ProtectRule] = msgspec.field(default_factory=list)
+    admission: AdmissionConfig = msgspec.field(default_factory=AdmissionConfig)
     max_body_size: ByteSize = ByteSize(4 * 1024 * 1024)
     shutdown_timeout: Duration = Duration(30.0)
     tenant_header: str | None = None

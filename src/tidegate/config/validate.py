@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from .admission import validate_admission
 from .routing import validate_routing
 from .schema import TidegateConfig
 
@@ -48,4 +49,5 @@ def validate_core(config: TidegateConfig) -> list[str]:
 VALIDATORS: list[Callable[[TidegateConfig], list[str]]] = [
     validate_core,
     lambda config: validate_routing(config.routing, config),
+    lambda config: validate_admission(config, config),
 ]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import get_route_path  # type: ignore[attr-defined]
 
+from ..admission import RequestInfo, error_headers
 from ..asgi.http import DisconnectWatcher, client_ip, header_map, read_body, send_body
 from ..context import RequestContext
 from ..errors import AuthenticationError, RequestError, TidegateError
@@ -21,10 +22,29 @@ from ..errors import AuthenticationError, RequestError, TidegateError
 if TYPE_CHECKING:
     from ..gateway import Gateway
 
-__all__ = ["Route", "Surface", "SurfaceApp"]
+__all__ = ["NO_TICKET", "Route", "Surface", "SurfaceApp"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[[RequestContext, bytes, Send], Awaitable[int]]
+
+
+class _Unlimited:
+    """The ticket of a request no limit applies to: same interface, nothing to hold."""
+
+    async def __aenter__(self) -> _Unlimited:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def headers(self, *, openai: bool = False) -> dict[str, str]:
+        return {}
+
+    async def reconcile(self, actual_tokens: int) -> None:
+        return None
+
+
+NO_TICKET = _Unlimited()
 
 
 class Route:
@@ -55,9 +75,33 @@ class Surface:
     """A wire protocol: its routes and its error envelope."""
 
     name = "surface"
+    openai_headers = False
+    """Whether rate-limit headers include OpenAI's ``x-ratelimit-*`` family."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+
+    async def admit(
+        self,
+        ctx: RequestContext,
+        *,
+        model: str | None = None,
+        workflow: str | None = None,
+        user: str | None = None,
+        est_tokens: int = 0,
+    ) -> Any:
+        """Admission for one surface request: a ticket to hold while serving (raises 429/503)."""
+        admission = self.gateway.admission
+        if not admission.has_limits:
+            return NO_TICKET
+        info = RequestInfo(
+            surface=self.name, path=ctx.path, model=model, workflow=workflow,
+            client_ip=ctx.client_ip, api_key_name=ctx.api_key_name, user=user or ctx.user,
+            tenant=ctx.tenant, headers=ctx.headers, est_tokens=est_tokens, deadline=ctx.deadline,
+        )  # fmt: skip
+        ticket = await admission.admit(info)
+        ctx.response_headers.extend(ticket.headers(openai=self.openai_headers).items())
+        return ticket
 
     def routes(self) -> Sequence[Route]:
         raise NotImplementedError
@@ -66,10 +110,7 @@ class Surface:
         raise NotImplementedError
 
     def error_headers(self, exc: TidegateError) -> list[tuple[str, str]]:
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return [("retry-after", str(max(1, round(retry_after))))]
-        return []
+        return list(error_headers(exc, openai=self.openai_headers).items())
 
     async def send_error(self, send: Send, exc: TidegateError, ctx: RequestContext) -> int:
         if ctx.response_started:
@@ -112,7 +153,7 @@ class SurfaceApp:
         path = get_route_path(scope)[len(self.prefix) :] or "/"
         route = self._routes.get((scope["method"], path))
         headers = header_map(scope)
-        ctx = RequestContext(headers=headers, client_ip=client_ip(scope))
+        ctx = RequestContext(headers=headers, client_ip=client_ip(scope), path=scope["path"])
         if route is None:
             await self._no_route(scope["method"], path, send, ctx)
             return

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from ..admission import estimate_text_tokens, estimate_value_tokens
 from ..asgi.http import send_body, start_stream
 from ..context import RequestContext
 from ..errors import RequestError, TidegateError
@@ -78,6 +79,7 @@ def parse_chat_request(raw: bytes) -> dict[str, Any]:
 
 class OpenAISurface(Surface):
     name = "openai"
+    openai_headers = True
 
     def routes(self) -> Sequence[Route]:
         return [
@@ -105,11 +107,40 @@ class OpenAISurface(Surface):
     async def chat_completions(self, ctx: RequestContext, raw: bytes, send: Send) -> int:
         body = parse_chat_request(raw)
         gateway = self.gateway
-        if not body.get("stream"):
-            response = await gateway.complete(body, ctx=ctx)
-            await send_body(send, 200, _encode(response))
-            return 200
-        return await self._stream(gateway.stream_complete(body, ctx=ctx), send, ctx)
+        user = body.get("user")
+        ticket = await self.admit(
+            ctx, model=body["model"], user=user if isinstance(user, str) else None,
+            est_tokens=gateway.admission.estimate_chat(body),
+        )  # fmt: skip
+        async with ticket:
+            if not body.get("stream"):
+                response = await gateway.complete(body, ctx=ctx)
+                usage = response.get("usage")
+                if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int):
+                    await ticket.reconcile(usage["total_tokens"])
+                await send_body(send, 200, _encode(response))
+                return 200
+            return await self._stream(self._metered(body, ticket, ctx), send, ctx)
+
+    async def _metered(self, body: dict[str, Any], ticket: Any, ctx: RequestContext) -> Any:
+        """The routed stream, reconciling the token reservation once it ends."""
+        usage: Any = None
+        parts: list[str] = []
+        try:
+            async for chunk in self.gateway.stream_complete(body, ctx=ctx):
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or ():
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        parts.append(content)
+                yield chunk
+        finally:
+            if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int):
+                await ticket.reconcile(usage["total_tokens"])
+            else:
+                prompt = estimate_value_tokens(body.get("messages"))
+                await ticket.reconcile(prompt + estimate_text_tokens("".join(parts)))
 
     async def _stream(self, stream: Any, send: Send, ctx: RequestContext) -> int:
         """Headers go out only with the first chunk, so early failures are real HTTP errors."""
