@@ -29,6 +29,10 @@ QUESTIONS = [
     "Why was my card charged twice?",
     "How do I cancel my subscription?",
     "Do you ship to Canada?",
+    "Compare the extended warranty with the standard one, then work out step by step which is cheaper"
+    " over three years if each repair costs $120 and I expect two repairs; show the calculation.",
+    "Write a Python function that parses our order export CSV, groups refunds by month and explains"
+    " why the totals might differ from the payment processor's report.",
 ]
 
 
@@ -75,6 +79,7 @@ async def burst(base: str, total: int, concurrency: int) -> dict[str, object]:
     latencies: list[float] = []
     overheads: list[float] = []
     errors: dict[str, int] = {}
+    tiers: dict[str, int] = {}
     done = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(total):
@@ -86,7 +91,7 @@ async def burst(base: str, total: int, concurrency: int) -> dict[str, object]:
             index = queue.get_nowait()
             stream = index % 4 == 3
             body = {
-                "model": "light" if index % 3 else "strong",
+                "model": ("auto", "light", "strong")[index % 3],
                 "messages": [{"role": "user", "content": QUESTIONS[index % len(QUESTIONS)]}],
                 "stream": stream,
             }
@@ -98,6 +103,9 @@ async def burst(base: str, total: int, concurrency: int) -> dict[str, object]:
                         errors[str(resp.status)] = errors.get(str(resp.status), 0) + 1
                     else:
                         overheads.append(float(resp.headers.get("x-tidegate-overhead-ms", "nan")))
+                        if body["model"] == "auto":
+                            tier = resp.headers.get("x-tidegate-tier", "?")
+                            tiers[tier] = tiers.get(tier, 0) + 1
             except aiohttp.ClientError as exc:
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
             latencies.append(time.perf_counter() - started)
@@ -111,7 +119,8 @@ async def burst(base: str, total: int, concurrency: int) -> dict[str, object]:
     elapsed = time.perf_counter() - started
     if sys.stdout.isatty():
         sys.stdout.write("\n")
-    return {"latencies": latencies, "overheads": overheads, "errors": errors, "elapsed": elapsed}
+    return {"latencies": latencies, "overheads": overheads, "errors": errors, "elapsed": elapsed,
+            "tiers": tiers}  # fmt: skip
 
 
 def pct(values: list[float], q: float) -> float:
@@ -159,6 +168,7 @@ async def main() -> int:
         if overheads:
             print(f"  tidegate overhead p50/p95  {statistics.median(overheads):.3f} ms / {pct(overheads, 0.95):.3f} ms"
                   "  (X-Tidegate-Overhead-Ms: total minus upstream time)")  # fmt: skip
+        print(f"  model: auto       routed by complexity to tiers {result['tiers']}")
         print(f"  errors            {sum(errors.values())} {errors if errors else ''}")
         return 0 if not errors else 1
     finally:
