@@ -63,6 +63,12 @@ def uvicorn_cmd(app: str, port: int) -> list[str]:
             "--http", "httptools", "--log-level", "warning", "--no-access-log"]  # fmt: skip
 
 
+def wsgi_cmd(app: str, port: int, *, threads: int = 32) -> list[str]:
+    """A WSGI app under waitress (SIGTERM stops it cleanly); needs ``conformance/`` on PYTHONPATH."""
+    return [sys.executable, "-m", "tidegate_conformance.wsgi", app, "--port", str(port),
+            "--threads", str(threads)]  # fmt: skip
+
+
 def simulator_cmd(port: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "tidegate.cli", "simulate", "--port", str(port), *extra]
 
