@@ -16,7 +16,14 @@ Per-request headers override the config:
   ``X-Sim-Retry-After`` or the config), ``hang`` (never answers), ``reset`` (RST; streams first send
   some chunks), ``malformed`` (a broken chunk mid-stream, or a cut 200 body);
 - ``X-Sim-Fault-After: N``: a stream's ``reset``/``malformed``/``hang`` strikes after N content
-  chunks (a ``hang`` without it hangs before the response headers).
+  chunks (a ``hang`` without it hangs before the response headers);
+- ``X-Sim-Tool-Style: react``: play a model without native tool calling that follows a ReAct
+  prompt (``Action:`` / ``Action Input:`` lines, then ``Final Answer:``), e.g. set in a model's
+  configured ``headers``.
+
+Tool calls are scripted in the prompt: with ``tools`` offered, ``call:NAME({json})`` in the last
+user message asks for that call, and ``call@K:NAME({json})`` asks for it in round K (after K-1
+rounds of tool results), so one prompt scripts a multi-step agent run.
 
 ``GET /sim/stats``, ``POST /sim/reset`` and ``GET|POST /sim/config`` (a JSON patch of
 ``SimulatorConfig``) let a test watch and steer a running simulator. It is built on aiohttp's

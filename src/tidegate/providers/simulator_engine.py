@@ -162,6 +162,14 @@ class Engine:
             return web.Response()
         return None
 
+    def _tool_style(self, headers: Mapping[str, str]) -> str:
+        style = headers.get("X-Sim-Tool-Style", "openai")
+        if style not in ("openai", "react"):
+            raise BadRequest(
+                f"Expected `X-Sim-Tool-Style` to be openai or react, got `{style}`", "X-Sim-Tool-Style"
+            )
+        return style
+
     def _fault_after(self, headers: Mapping[str, str]) -> int:
         after = header_number(headers, "X-Sim-Fault-After")
         return self.config.fault_after if after is None else int(after)
@@ -175,7 +183,8 @@ class Engine:
             raise BadRequest("Expected `messages` to be a non-empty array", "messages")
         limit = positive_int(body, "max_completion_tokens") or positive_int(body, "max_tokens")
         return await self._answer(
-            request, body, messages, limit=limit, tools=bool(body.get("tools")), chat=True
+            request, body, messages, limit=limit, chat=True,
+            tools=bool(body.get("tools")) and body.get("tool_choice") != "none",
         )
 
     async def completions(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -207,7 +216,10 @@ class Engine:
         if early is not None:
             return early
         model = "simulator/" + body["model"]
-        reply = plan_reply(messages, model=body["model"], natural=natural, limit=limit, tools=tools)
+        style = self._tool_style(headers) if chat else "openai"
+        reply = plan_reply(
+            messages, model=body["model"], natural=natural, limit=limit, tools=tools, style=style
+        )
         prompt = prompt_tokens(messages)
         self._stats.prompt_tokens += prompt
         self._stats.completion_tokens += reply.completion_tokens

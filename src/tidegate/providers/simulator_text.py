@@ -67,7 +67,7 @@ VOCAB_JSON_SPACED: tuple[bytes, ...] = tuple(msgspec.json.encode(" " + w) for w 
 """Each word with its leading space, as a JSON string: the form of every stream token but the first."""
 
 _canonical = msgspec.json.Encoder(order="sorted")
-_CALL = re.compile(r"call:([A-Za-z_][\w.-]*)\(")
+_CALL = re.compile(r"call(?:@([1-9]\d{0,2}))?:([A-Za-z_][\w.-]*)\(")
 _json_decoder = json.JSONDecoder()
 
 
@@ -123,9 +123,12 @@ def seed_of(model: str, messages: object) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def _tool_calls(text: str, first_id: int) -> list[ToolCall]:
+def _tool_calls(text: str, first_id: int, step: int = 1) -> list[ToolCall]:
+    """The calls of ``step``: ``call:`` directives belong to step 1, ``call@K:`` ones to step K."""
     calls: list[ToolCall] = []
     for match in _CALL.finditer(text):
+        if int(match.group(1) or 1) != step:
+            continue
         pos = match.end()
         if text.startswith(")", pos):
             arguments: object = {}
@@ -136,10 +139,16 @@ def _tool_calls(text: str, first_id: int) -> list[ToolCall]:
                 continue
             if not text.startswith(")", end):
                 continue
-        name = match.group(1)
+        name = match.group(2)
         encoded = msgspec.json.encode(arguments).decode()
         calls.append(ToolCall(id=f"call_{first_id + len(calls)}", name=name, arguments=encoded))
     return calls
+
+
+def _all_calls(text: str) -> list[ToolCall]:
+    """Every directive of every step, in step order (what a ReAct model acts out one by one)."""
+    steps = sorted({int(m.group(1) or 1) for m in _CALL.finditer(text)})
+    return [call for step in steps for call in _tool_calls(text, 1, step)]
 
 
 def _words(text: str, limit: int) -> Reply:
@@ -164,16 +173,29 @@ def plan_reply(
     natural: int,
     limit: int | None,
     tools: bool,
+    style: str = "openai",
 ) -> Reply:
     """Decide the answer to ``messages``.
 
     ``natural`` is the length the model "wants" to write, ``limit`` the client's max tokens; the
     answer is cut at the limit with ``finish_reason="length"``. With ``tools`` offered, the last
-    user message's ``call:NAME({...})`` directives become tool calls; after tool messages the
-    answer quotes their results so a test can see them come back.
+    user message's ``call:NAME({...})`` directives become tool calls; ``call@K:NAME(...)`` ones
+    are asked for in round K, after K-1 rounds of tool results, so one prompt scripts a multi-step
+    agent run. After tool messages with no round left, the answer quotes their results so a test
+    can see them come back. ``style="react"`` plays a model without native tool calling that
+    follows a ReAct prompt (see :func:`_react_reply`).
     """
     cap = natural if limit is None else min(natural, limit)
+    budget = 1 << 30 if limit is None else limit
+    if style == "react":
+        react = _react_reply(messages, budget)
+        if react is not None:
+            return react
     last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    if last.get("role") == "tool" or tools:
+        reply = _scripted_calls(messages) if tools else None
+        if reply is not None:
+            return reply
     if last.get("role") == "tool":
         results: list[str] = []
         for message in reversed(messages):
@@ -181,34 +203,75 @@ def plan_reply(
                 break
             results.append(message_text(message.get("content")))
         results.reverse()
-        return _words("Tool results: " + " ; ".join(results), 1 << 30 if limit is None else limit)
-    if tools:
-        for message in reversed(messages):
-            if isinstance(message, dict) and message.get("role") == "user":
-                earlier = sum(
-                    len(m.get("tool_calls") or ())
-                    for m in messages
-                    if isinstance(m, dict) and m.get("role") == "assistant"
-                )
-                calls = _tool_calls(message_text(message.get("content")), earlier + 1)
-                if calls:
-                    used = sum(1 + len(c.arguments) // 4 for c in calls)
-                    return Reply(
-                        text=None,
-                        pieces=None,
-                        indices=None,
-                        tool_calls=calls,
-                        finish_reason="tool_calls",
-                        completion_tokens=used,
-                    )
-                break
+        return _words("Tool results: " + " ; ".join(results), budget)
     rng = random.Random(seed_of(model, messages))
     indices = rng.choices(range(len(VOCAB)), k=cap)
+    text = " ".join([VOCAB[i] for i in indices])
+    if style == "react":
+        return _words("Thought: I can answer directly.\nFinal Answer: " + text, budget)
     return Reply(
-        text=" ".join([VOCAB[i] for i in indices]),
+        text=text,
         pieces=None,
         indices=indices,
         tool_calls=None,
         finish_reason="length" if cap < natural else "stop",
         completion_tokens=cap,
     )
+
+
+def _scripted_calls(messages: list[Any]) -> Reply | None:
+    """The tool calls of the next round scripted in the last user message, if any are left."""
+    rounds = 0
+    earlier = 0
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            earlier += len(message.get("tool_calls") or ())
+    for message in reversed(messages):
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role")
+        if role == "assistant" and message.get("tool_calls"):
+            rounds += 1
+        if role == "user":
+            calls = _tool_calls(message_text(message.get("content")), earlier + 1, rounds + 1)
+            if not calls:
+                return None
+            used = sum(1 + len(c.arguments) // 4 for c in calls)
+            return Reply(
+                text=None,
+                pieces=None,
+                indices=None,
+                tool_calls=calls,
+                finish_reason="tool_calls",
+                completion_tokens=used,
+            )
+    return None
+
+
+def _react_reply(messages: list[Any], budget: int) -> Reply | None:
+    """A ReAct turn: one ``Action`` per directive, then a ``Final Answer`` quoting observations.
+
+    The goal is the latest user message holding directives; every assistant message after it
+    is one action already taken, and the user messages after it carry the observations.
+    """
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        actions = _all_calls(message_text(message.get("content")))
+        if not actions:
+            continue
+        later = [m for m in messages[index + 1 :] if isinstance(m, dict)]
+        taken = sum(1 for m in later if m.get("role") == "assistant")
+        if taken < len(actions):
+            call = actions[taken]
+            text = f"Thought: I should use {call.name}.\nAction: {call.name}\nAction Input: {call.arguments}"
+            return _words(text, budget)
+        observations = [
+            message_text(m.get("content")).removeprefix("Observation:").strip()
+            for m in later
+            if m.get("role") in ("user", "tool")
+        ]
+        return _words("Thought: I now know the final answer.\nFinal Answer: Tool results: "
+                      + " ; ".join(observations), budget)  # fmt: skip
+    return None
