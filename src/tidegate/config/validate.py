@@ -10,6 +10,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .admission import validate_admission
+from .knowledge import validate_knowledge
 from .routing import validate_routing
 from .schema import TidegateConfig
 
@@ -50,4 +51,5 @@ VALIDATORS: list[Callable[[TidegateConfig], list[str]]] = [
     validate_core,
     lambda config: validate_routing(config.routing, config),
     lambda config: validate_admission(config, config),
+    lambda config: validate_knowledge(config, config),
 ]

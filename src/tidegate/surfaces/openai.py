@@ -7,6 +7,7 @@ the first byte arrives as an ``error`` event (what the SDK raises on) instead of
 
 from __future__ import annotations
 
+from base64 import b64encode
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,6 +85,7 @@ class OpenAISurface(Surface):
     def routes(self) -> Sequence[Route]:
         return [
             Route("POST", "/v1/chat/completions", self.chat_completions, surface=self),
+            Route("POST", "/v1/embeddings", self.embeddings, surface=self),
             Route("GET", "/v1/models", self.models, surface=self, tracked=False),
         ]
 
@@ -164,6 +166,47 @@ class OpenAISurface(Surface):
         finally:
             await stream.aclose()
         await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+        return 200
+
+    async def embeddings(self, ctx: RequestContext, raw: bytes, send: Send) -> int:
+        """OpenAI ``/v1/embeddings``: a configured embedder, or an upstream of kind ``embeddings``."""
+        body = decode_json_object(raw)
+        model = body.get("model")
+        texts = body.get("input")
+        if not isinstance(model, str):
+            raise RequestError("Expected `model` to be a string", param="model", code="invalid_request")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise RequestError(
+                "Expected `input` to be a non-empty string or array of strings", param="input",
+                code="invalid_request",
+            )  # fmt: skip
+        gateway = self.gateway
+        ticket = await self.admit(
+            ctx, model=model, est_tokens=estimate_value_tokens(texts)
+        )
+        async with ticket:
+            upstream = gateway.upstreams.get(model)
+            if upstream is not None and upstream.config.kind == "embeddings":
+                response = await upstream.embeddings(body, ctx=ctx)
+                await send_body(send, 200, _encode(response))
+                return 200
+            vectors = await gateway.embedder_for(model).embed(texts, kind="document")
+            tokens = estimate_value_tokens(texts)
+            await ticket.reconcile(tokens)
+        base64 = body.get("encoding_format") == "base64"
+        data = [
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": b64encode(row.astype("<f4").tobytes()).decode() if base64 else row.tolist(),
+            }
+            for index, row in enumerate(vectors)
+        ]
+        payload = {"object": "list", "data": data, "model": model,
+                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
+        await send_body(send, 200, _encode(payload))
         return 200
 
     async def models(self, ctx: RequestContext, raw: bytes, send: Send) -> int:
