@@ -24,6 +24,7 @@ class RequestContext:
         "deadline",
         "headers",
         "path",
+        "query",
         "request_id",
         "response_headers",
         "response_started",
@@ -46,8 +47,11 @@ class RequestContext:
         headers: dict[str, str] | None = None,
         request_id: str | None = None,
         path: str = "/",
+        query: str = "",
     ) -> None:
         self.path = path
+        self.query = query
+        """The raw query string (``a=1&b=2``), for endpoints that take parameters there."""
         self.surface = surface
         self.tenant = tenant
         self.user = user

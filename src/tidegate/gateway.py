@@ -95,6 +95,13 @@ class Gateway:
         self.knowledge: dict[str, Any] = {}
         if config.embeddings or config.knowledge:
             self._build_knowledge()
+        self.workflows: Any = None
+        if config.workflows:
+            from .engine.apps import WorkflowApps  # the engine loads only when workflows exist
+
+            self.workflows = WorkflowApps(
+                config.workflows, llm=self, root=config, metrics=self.metrics.registry
+            )
         self._flights: set[_Flight] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -123,6 +130,8 @@ class Gateway:
                 await embedder.start()
             for base in self.knowledge.values():
                 await base.open()
+            if self.workflows is not None:
+                await self.workflows.start()
         except BaseException:
             await self._close_components()
             for upstream in started:
@@ -165,6 +174,8 @@ class Gateway:
         self.state = "stopped"
 
     async def _close_components(self) -> None:
+        if self.workflows is not None and self.workflows.state == "open":
+            await self.workflows.stop()
         for base in self.knowledge.values():
             if base.state == "open":
                 await base.close()
@@ -229,6 +240,35 @@ class Gateway:
             known = ", ".join(sorted(self.knowledge)) or "none configured"
             raise NotFoundError(f"The knowledge base `{knowledge_base}` does not exist (configured: {known})")
         return list(await base.search(query, **options))
+
+    async def run_workflow(
+        self, name: str, inputs: dict[str, Any] | None = None, *, user: str = "", query: str = "",
+        conversation: Any = None,
+    ) -> Any:  # fmt: skip
+        """Run a configured workflow to completion (``RunResult``: status, outputs, answer…)."""
+        return await self._workflows().run_workflow(
+            name, inputs, user=user, query=query, conversation=conversation
+        )
+
+    async def stream_workflow(
+        self, name: str, inputs: dict[str, Any] | None = None, *, user: str = "", query: str = "",
+        conversation: Any = None,
+    ) -> AsyncIterator[Any]:  # fmt: skip
+        """A workflow run's events as they happen; closing the iterator stops the run."""
+        stream = self._workflows().stream_workflow(
+            name, inputs, user=user, query=query, conversation=conversation
+        )
+        try:
+            async for event in stream:
+                yield event
+        finally:
+            await stream.aclose()
+
+    def _workflows(self) -> Any:
+        self._check_running()
+        if self.workflows is None:
+            raise NotFoundError("No workflows are configured (add a `workflows:` section)")
+        return self.workflows
 
     def model_names(self) -> list[str]:
         """What a client may put in ``model``: tiers (and ``auto``) first, then chat deployments."""

@@ -14,6 +14,7 @@ import msgspec
 from .admission import AdmissionConfig, LimitRule, ProtectRule
 from .knowledge import EmbedderConfig, KnowledgeConfig
 from .routing import RoutingConfig
+from .workflows import WorkflowConfig
 from .types import ByteSize, ConfigStruct, Duration
 
 __all__ = [
@@ -107,6 +108,7 @@ class TidegateConfig(ConfigStruct):
     admission: AdmissionConfig = msgspec.field(default_factory=AdmissionConfig)
     embeddings: dict[str, EmbedderConfig] = msgspec.field(default_factory=dict)
     knowledge: dict[str, KnowledgeConfig] = msgspec.field(default_factory=dict)
+    workflows: dict[str, WorkflowConfig] = msgspec.field(default_factory=dict)
     max_body_size: ByteSize = ByteSize(4 * 1024 * 1024)
     shutdown_timeout: Duration = Duration(30.0)
     tenant_header: str | None = None

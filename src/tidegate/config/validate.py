@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from .admission import validate_admission
 from .knowledge import validate_knowledge
 from .routing import validate_routing
+from .workflows import validate_workflows
 from .schema import TidegateConfig
 
 __all__ = ["VALIDATORS", "validate_core"]
@@ -52,4 +53,5 @@ VALIDATORS: list[Callable[[TidegateConfig], list[str]]] = [
     lambda config: validate_routing(config.routing, config),
     lambda config: validate_admission(config, config),
     lambda config: validate_knowledge(config, config),
+    lambda config: validate_workflows(config.workflows, config),
 ]

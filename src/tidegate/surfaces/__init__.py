@@ -16,4 +16,9 @@ __all__ = ["AdminSurface", "OpenAISurface", "Surface", "SurfaceApp", "build_surf
 
 def build_surface_app(gateway: Gateway) -> SurfaceApp:
     openai = OpenAISurface(gateway)
-    return SurfaceApp(gateway, [openai, AdminSurface(gateway)], fallback=openai)
+    surfaces: list[Surface] = [openai, AdminSurface(gateway)]
+    if gateway.config.workflows:
+        from .dify import DifySurface  # imports the engine; only when workflows are configured
+
+        surfaces.append(DifySurface(gateway))
+    return SurfaceApp(gateway, surfaces, fallback=openai)

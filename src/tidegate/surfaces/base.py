@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -131,6 +132,10 @@ class Surface:
     def routes(self) -> Sequence[Route]:
         raise NotImplementedError
 
+    def patterns(self) -> Sequence[tuple[str, re.Pattern[str], Any]]:
+        """Endpoints with one path parameter: (method, regex with one group, handler)."""
+        return ()
+
     def error_body(self, exc: TidegateError) -> bytes:
         raise NotImplementedError
 
@@ -160,14 +165,38 @@ class SurfaceApp:
         self.fallback = fallback
         self._routes: dict[tuple[str, str], Route] = {}
         self._paths: dict[str, Route] = {}
+        self._patterns: list[tuple[str, re.Pattern[str], Any, Surface]] = []
         for surface in surfaces:
             for route in surface.routes():
                 self._routes[(route.method, route.path)] = route
                 self._paths.setdefault(route.path, route)
+            for method, pattern, handler in surface.patterns():
+                self._patterns.append((method, pattern, handler, surface))
         self._keys = [(name, secret.encode()) for name, secret in gateway.config.auth.keys().items()]
         self._tenant_header = (gateway.config.tenant_header or "").lower() or None
         self._limit = int(gateway.config.max_body_size)
         self._overhead = gateway.config.overhead_header
+
+    def routes(self) -> list[tuple[str, str, str]]:
+        """Every endpoint as (method, path under the prefix, surface name), e.g. for API docs."""
+        listed = [(r.method, r.path, r.surface.name) for r in self._routes.values()]
+        listed += [(m, p.pattern, s.name) for m, p, _, s in self._patterns]
+        return listed
+
+    def _pattern_route(self, method: str, path: str) -> Route | None:
+        """Endpoints with a path parameter (``/v1/workflows/tasks/{id}/stop``): a regex each."""
+        for wanted, pattern, handler, surface in self._patterns:
+            if wanted == method and (match := pattern.match(path)) is not None:
+                value = match.group(1)
+
+                async def bound(ctx: RequestContext, body: bytes, send: Send) -> int:
+                    result: int = await handler(ctx, body, send, value)
+                    return result
+
+                route = Route(method, path, bound, surface=surface, auth=False)
+                route.endpoint = pattern.pattern
+                return route
+        return None
 
     def matches(self, scope: dict[str, Any]) -> bool:
         path = get_route_path(scope)
@@ -178,7 +207,12 @@ class SurfaceApp:
         path = get_route_path(scope)[len(self.prefix) :] or "/"
         route = self._routes.get((scope["method"], path))
         headers = header_map(scope)
-        ctx = RequestContext(headers=headers, client_ip=client_ip(scope), path=scope["path"])
+        ctx = RequestContext(
+            headers=headers, client_ip=client_ip(scope), path=scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+        )  # fmt: skip
+        if route is None:
+            route = self._pattern_route(scope["method"], path)
         if route is None:
             await self._no_route(scope["method"], path, send, ctx)
             return

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from ..admission import estimate_text_tokens, estimate_value_tokens
 from ..asgi.http import send_body, start_stream
 from ..context import RequestContext
 from ..engine.events import Event, TextChunk, WorkflowFinished
@@ -148,9 +149,12 @@ class DifySurface(Surface):
         if app.mode != "workflow":
             raise RequestError(_NOT_WORKFLOW, code="not_workflow_app")
         ctx.user = request.user
+        ticket = await self.admit(
+            ctx, workflow=app.name, user=request.user, est_tokens=estimate_value_tokens(request.inputs)
+        )
         run = await self.apps.start_run(app, request.inputs, user=request.user, files=request.files)
         ctx.response_headers.append(("x-tidegate-workflow-version", run.runner.workflow_id))
-        async with run:
+        async with ticket, run:
             if request.response_mode == "blocking":
                 result = await run.wait()
                 data = {
@@ -172,6 +176,10 @@ class DifySurface(Surface):
         if not request.query.strip():
             raise RequestError("query is required", code="invalid_param", param="query")
         ctx.user = request.user
+        ticket = await self.admit(
+            ctx, workflow=app.name, user=request.user,
+            est_tokens=estimate_value_tokens(request.inputs) + estimate_text_tokens(request.query),
+        )  # fmt: skip
         sessions = self.apps.sessions
         stored = await sessions.open(app.name, request.user, request.conversation_id or None, inputs=request.inputs)
         inputs = request.inputs or stored.inputs
@@ -196,7 +204,7 @@ class DifySurface(Surface):
             result = run.result
             return _usage(result.usage if result else {}, result.elapsed_time if result else 0.0)
 
-        async with run:
+        async with ticket, run:
             if request.response_mode == "blocking":
                 result = await run.wait()
                 if result.status not in ("succeeded", "partial-succeeded"):
