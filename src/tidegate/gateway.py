@@ -95,13 +95,14 @@ class Gateway:
         self.knowledge: dict[str, Any] = {}
         if config.embeddings or config.knowledge:
             self._build_knowledge()
-        self.workflows: Any = None
-        if config.workflows:
-            from .engine.apps import WorkflowApps  # the engine loads only when workflows exist
+        from .sessions import Sessions
 
-            self.workflows = WorkflowApps(
-                config.workflows, llm=self, root=config, metrics=self.metrics.registry
-            )
+        self.sessions = Sessions(config.sessions)
+        """Conversation memory shared by the Dify chat surface, workflows and agents."""
+        self.agents: Any = None
+        self.workflows: Any = None
+        if config.workflows or config.tools or config.agents:
+            self._build_agents_and_workflows()
         self._flights: set[_Flight] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -130,6 +131,8 @@ class Gateway:
                 await embedder.start()
             for base in self.knowledge.values():
                 await base.open()
+            if self.agents is not None:
+                await self.agents.start()
             if self.workflows is not None:
                 await self.workflows.start()
         except BaseException:
@@ -176,6 +179,10 @@ class Gateway:
     async def _close_components(self) -> None:
         if self.workflows is not None and self.workflows.state == "open":
             await self.workflows.stop()
+        if self.agents is not None:
+            await self.agents.close()  # also closes the shared sessions
+        else:
+            await self.sessions.close()
         for base in self.knowledge.values():
             if base.state == "open":
                 await base.close()
@@ -214,6 +221,23 @@ class Gateway:
             self.knowledge[name] = build_knowledge_base(
                 name, kb, self.embedders[kb.embedder], self.pool, root=config
             )
+
+    def _build_agents_and_workflows(self) -> None:
+        """Agents first: the workflows' ``agent`` node is bound to the agent runtime."""
+        from .agent.node import register_agent_node
+        from .agent.runtime import AgentRuntime
+
+        self.agents = AgentRuntime(self, sessions=self.sessions)
+        if self.config.workflows:
+            from .engine.apps import WorkflowApps
+            from .engine.nodes.registry import default_registry
+
+            registry = default_registry()
+            register_agent_node(registry, self.agents)
+            self.workflows = WorkflowApps(
+                self.config.workflows, llm=self, root=self.config, registry=registry,
+                metrics=self.metrics.registry, sessions=self.sessions,
+            )  # fmt: skip
 
     def embedder_for(self, model: str) -> Any:
         """The embedder a client names in ``model`` (``default`` exists once any is configured)."""
@@ -263,6 +287,21 @@ class Gateway:
                 yield event
         finally:
             await stream.aclose()
+
+    async def run_agent(self, name: str, goal: str, **options: Any) -> Any:
+        """Run a configured agent to its final answer (``session=``, ``user=``, ``tenant=``…)."""
+        return await self._agents().run(name, goal, **options)
+
+    def stream_agent(self, name: str, goal: str, **options: Any) -> AsyncIterator[Any]:
+        """An agent run's events (thoughts, tool calls, answer chunks) as they happen."""
+        stream: AsyncIterator[Any] = self._agents().stream(name, goal, **options)
+        return stream
+
+    def _agents(self) -> Any:
+        self._check_running()
+        if self.agents is None:
+            raise NotFoundError("No agents or tools are configured (add an `agents:` section)")
+        return self.agents
 
     def _workflows(self) -> Any:
         self._check_running()

@@ -213,7 +213,7 @@ async def test_pings_keep_a_quiet_stream_alive_and_stop_ends_it(dify: dict[str, 
 
     ctx = RequestContext(headers={"authorization": "Bearer app-slow"})
     assert apps.stop_task("slow", task_id, "someone-else") is False
-    assert await surface.stop_task(ctx, b'{"user": "u9"}', send, task_id) == 200
+    assert await surface.stop_task(ctx, b'{"user": "u9"}', send, param=task_id) == 200
     assert json.loads(sent[-1]["body"]) == {"result": "success"}
     _status, _, raw = await task
     events = sse(raw)

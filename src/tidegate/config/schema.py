@@ -12,10 +12,11 @@ from typing import Literal
 import msgspec
 
 from .admission import AdmissionConfig, LimitRule, ProtectRule
+from .agents import AgentConfig, SessionsConfig, ToolConfig
 from .knowledge import EmbedderConfig, KnowledgeConfig
 from .routing import RoutingConfig
-from .workflows import WorkflowConfig
 from .types import ByteSize, ConfigStruct, Duration
+from .workflows import WorkflowConfig
 
 __all__ = [
     "AuthConfig",
@@ -109,6 +110,9 @@ class TidegateConfig(ConfigStruct):
     embeddings: dict[str, EmbedderConfig] = msgspec.field(default_factory=dict)
     knowledge: dict[str, KnowledgeConfig] = msgspec.field(default_factory=dict)
     workflows: dict[str, WorkflowConfig] = msgspec.field(default_factory=dict)
+    tools: dict[str, ToolConfig] = msgspec.field(default_factory=dict)
+    agents: dict[str, AgentConfig] = msgspec.field(default_factory=dict)
+    sessions: SessionsConfig = msgspec.field(default_factory=SessionsConfig)
     max_body_size: ByteSize = ByteSize(4 * 1024 * 1024)
     shutdown_timeout: Duration = Duration(30.0)
     tenant_header: str | None = None

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .admission import validate_admission
+from .agents import agents_config_of, validate_agents
 from .knowledge import validate_knowledge
 from .routing import validate_routing
-from .workflows import validate_workflows
 from .schema import TidegateConfig
+from .workflows import validate_workflows
 
 __all__ = ["VALIDATORS", "validate_core"]
 
@@ -54,4 +55,5 @@ VALIDATORS: list[Callable[[TidegateConfig], list[str]]] = [
     lambda config: validate_admission(config, config),
     lambda config: validate_knowledge(config, config),
     lambda config: validate_workflows(config.workflows, config),
+    lambda config: validate_agents(agents_config_of(config), config),
 ]

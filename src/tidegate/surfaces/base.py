@@ -7,6 +7,7 @@ shared steps once so a surface handler only decodes its payload, calls the Gatew
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import re
 import time
@@ -187,13 +188,10 @@ class SurfaceApp:
         """Endpoints with a path parameter (``/v1/workflows/tasks/{id}/stop``): a regex each."""
         for wanted, pattern, handler, surface in self._patterns:
             if wanted == method and (match := pattern.match(path)) is not None:
-                value = match.group(1)
-
-                async def bound(ctx: RequestContext, body: bytes, send: Send) -> int:
-                    result: int = await handler(ctx, body, send, value)
-                    return result
-
-                route = Route(method, path, bound, surface=surface, auth=False)
+                route = Route(
+                    method, path, functools.partial(handler, param=match.group(1)), surface=surface,
+                    auth=False,
+                )  # fmt: skip
                 route.endpoint = pattern.pattern
                 return route
         return None

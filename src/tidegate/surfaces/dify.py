@@ -240,7 +240,8 @@ class DifySurface(Surface):
         self._app(ctx)
         raise RequestError("App unavailable, please check your app configurations.", code="app_unavailable")
 
-    async def stop_task(self, ctx: RequestContext, raw: bytes, send: Send, task_id: str) -> int:
+    async def stop_task(self, ctx: RequestContext, raw: bytes, send: Send, *, param: str) -> int:
+        task_id = param
         app = self._app(ctx)
         request: _StopRequest = _decode(raw, _StopRequest)
         self.apps.stop_task(app.name, task_id, request.user)  # unknown or finished tasks: still success

@@ -114,7 +114,14 @@ class OpenAISurface(Surface):
             ctx, model=body["model"], user=user if isinstance(user, str) else None,
             est_tokens=gateway.admission.estimate_chat(body),
         )  # fmt: skip
+        agent = gateway.agents.agent_for_model(body["model"]) if gateway.agents is not None else None
         async with ticket:
+            if agent is not None:  # a server-side agent serves this model name
+                if not body.get("stream"):
+                    answer = await gateway.agents.complete_openai(agent, body, ctx=ctx)
+                    await send_body(send, 200, _encode(answer))
+                    return 200
+                return await self._stream(gateway.agents.stream_openai(agent, body, ctx=ctx), send, ctx)
             if not body.get("stream"):
                 response = await gateway.complete(body, ctx=ctx)
                 usage = response.get("usage")
