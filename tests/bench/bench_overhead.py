@@ -155,6 +155,23 @@ async def chat(config_path: Path, sim_url: str, quick: bool) -> None:
            "tidegate's own time p50 / p99", "rps direct → via"], rows)  # fmt: skip
 
 
+def import_time() -> None:
+    """`import tidegate` in a fresh interpreter (median of 5), against `import asyncio` alone."""
+    import statistics
+    import subprocess
+
+    def cumulative(module: str) -> float:
+        out = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                             capture_output=True, text=True, check=True).stderr  # fmt: skip
+        last = [line for line in out.splitlines() if line.rstrip().endswith(f"| {module}")][-1]
+        return int(last.split("|")[1]) / 1000
+
+    ours = statistics.median(cumulative("tidegate") for _ in range(5))
+    base = statistics.median(cumulative("asyncio") for _ in range(5))
+    table("import cost (python -X importtime; target < 300 ms, no network at import)",
+          ["module", "ms"], [["asyncio (baseline)", f"{base:.0f}"], ["tidegate", f"{ours:.0f}"]])  # fmt: skip
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
@@ -165,6 +182,7 @@ async def main() -> None:
         config_path = Path(tmp) / "bench.yaml"
         config_path.write_text(f"models:\n  light: {{url: '{sim_url}', max_concurrency: 128}}\n")
         print("tidegate foundation benchmark (upstream: the LLM simulator, not a model)")
+        import_time()
         await passthrough(config_path, args.quick)
         with process(simulator_cmd(sim_port), ready_url=sim_url):
             await chat(config_path, sim_url, args.quick)

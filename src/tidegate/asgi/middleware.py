@@ -13,14 +13,13 @@ import os
 from typing import Any
 
 import msgspec
-from starlette.routing import get_route_path  # type: ignore[attr-defined]
 
 from ..admission import RequestInfo, error_headers
 from ..config import TidegateConfig
 from ..errors import TidegateError, UsageError
 from ..gateway import Gateway
 from ..surfaces import build_surface_app
-from .http import header_map
+from .http import header_map, route_path
 
 __all__ = ["TidegateMiddleware"]
 
@@ -60,7 +59,7 @@ class TidegateMiddleware:
     async def _guarded(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """A host route under ``protect:`` limits: admitted, or refused with 429/503 here."""
         gateway = self.gateway
-        path = get_route_path(scope)
+        path = route_path(scope)
         if not gateway.admission.guards(path):
             await self.app(scope, receive, send)
             return

@@ -14,10 +14,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from starlette.routing import get_route_path  # type: ignore[attr-defined]
 
 from ..admission import RequestInfo, error_headers
-from ..asgi.http import DisconnectWatcher, client_ip, header_map, read_body, send_body
+from ..asgi.http import DisconnectWatcher, client_ip, header_map, read_body, route_path, send_body
 from ..context import RequestContext
 from ..errors import AuthenticationError, RequestError, TidegateError
 
@@ -197,12 +196,12 @@ class SurfaceApp:
         return None
 
     def matches(self, scope: dict[str, Any]) -> bool:
-        path = get_route_path(scope)
+        path = route_path(scope)
         prefix = self.prefix
         return not prefix or path == prefix or path.startswith(prefix + "/")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
-        path = get_route_path(scope)[len(self.prefix) :] or "/"
+        path = route_path(scope)[len(self.prefix) :] or "/"
         route = self._routes.get((scope["method"], path))
         headers = header_map(scope)
         ctx = RequestContext(
