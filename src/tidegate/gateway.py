@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -93,8 +93,18 @@ class Gateway:
         self.pool = WorkerPool(max_workers=max(2, os.cpu_count() or 2))
         self.embedders: dict[str, Any] = {}
         self.knowledge: dict[str, Any] = {}
-        if config.embeddings or config.knowledge:
+        cache = config.cache if config.cache is not None and config.cache.enabled else None
+        semantic = cache is not None and cache.semantic.enabled
+        if config.embeddings or config.knowledge or semantic:
             self._build_knowledge()
+        self.cache: Any = None
+        if cache is not None:
+            from .cache import ResponseCache
+
+            self.cache = ResponseCache(
+                cache, embedders=self.embedders, pool=self.pool, registry=self.metrics.registry,
+                source=config.source,
+            )  # fmt: skip
         from .sessions import Sessions
 
         self.sessions = Sessions(config.sessions)
@@ -131,6 +141,8 @@ class Gateway:
                 await embedder.start()
             for base in self.knowledge.values():
                 await base.open()
+            if self.cache is not None:
+                await self.cache.start()
             if self.agents is not None:
                 await self.agents.start()
             if self.workflows is not None:
@@ -177,6 +189,8 @@ class Gateway:
         self.state = "stopped"
 
     async def _close_components(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()
         if self.workflows is not None and self.workflows.state == "open":
             await self.workflows.stop()
         if self.agents is not None:
@@ -213,6 +227,8 @@ class Gateway:
 
         config = self.config
         wanted = dict.fromkeys([*config.embeddings, *(kb.embedder for kb in config.knowledge.values())])
+        if config.cache is not None and config.cache.enabled and config.cache.semantic.enabled:
+            wanted[config.cache.semantic.embedder] = None
         for name in wanted:
             cfg = embedder_config(config, name)
             upstream = self.upstreams.get(cfg.model or "") if cfg.kind == "openai" and not cfg.url else None
@@ -346,7 +362,31 @@ class Gateway:
             yield chunk
 
     async def complete(self, body: dict[str, Any], *, ctx: RequestContext | None = None) -> dict[str, Any]:
-        """A chat completion from a full OpenAI request body, through the router."""
+        """A chat completion from a full OpenAI request body: cache, then router."""
+        if self.cache is None:
+            return await self._complete_uncached(body, ctx)
+        result: dict[str, Any] = await self.cache.complete(
+            body, ctx, lambda: self._complete_uncached(body, ctx)
+        )
+        return result
+
+    async def stream_complete(
+        self, body: dict[str, Any], *, ctx: RequestContext | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Routed (or cache-replayed) stream; headers are on ``ctx`` before the first chunk."""
+        if self.cache is None:
+            stream = self._stream_uncached(body, ctx)
+        else:
+            stream = self.cache.stream(body, ctx, lambda: self._stream_uncached(body, ctx))
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            await stream.aclose()
+
+    async def _complete_uncached(
+        self, body: dict[str, Any], ctx: RequestContext | None
+    ) -> dict[str, Any]:
         response, decision = await self.router.chat(body, ctx)
         if ctx is not None:
             ctx.response_headers.extend(decision.headers())
@@ -354,10 +394,9 @@ class Gateway:
             self._count_usage(decision.model, response.get("usage"))
         return response
 
-    async def stream_complete(
-        self, body: dict[str, Any], *, ctx: RequestContext | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Routed stream; the route's headers are on ``ctx`` before the first chunk is yielded."""
+    async def _stream_uncached(
+        self, body: dict[str, Any], ctx: RequestContext | None
+    ) -> AsyncGenerator[dict[str, Any], None]:
         async with self.router.stream(body, ctx) as stream:
             decision = await stream.open()
             if ctx is not None:

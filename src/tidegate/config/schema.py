@@ -13,6 +13,7 @@ import msgspec
 
 from .admission import AdmissionConfig, LimitRule, ProtectRule
 from .agents import AgentConfig, SessionsConfig, ToolConfig
+from .cache import CacheConfig
 from .knowledge import EmbedderConfig, KnowledgeConfig
 from .routing import RoutingConfig
 from .types import ByteSize, ConfigStruct, Duration
@@ -107,6 +108,7 @@ class TidegateConfig(ConfigStruct):
     limits: list[LimitRule] = msgspec.field(default_factory=list)
     protect: list[ProtectRule] = msgspec.field(default_factory=list)
     admission: AdmissionConfig = msgspec.field(default_factory=AdmissionConfig)
+    cache: CacheConfig | None = None
     embeddings: dict[str, EmbedderConfig] = msgspec.field(default_factory=dict)
     knowledge: dict[str, KnowledgeConfig] = msgspec.field(default_factory=dict)
     workflows: dict[str, WorkflowConfig] = msgspec.field(default_factory=dict)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from .admission import validate_admission
 from .agents import agents_config_of, validate_agents
+from .cache import validate_cache
 from .knowledge import validate_knowledge
 from .routing import validate_routing
 from .schema import TidegateConfig
@@ -54,6 +55,7 @@ VALIDATORS: list[Callable[[TidegateConfig], list[str]]] = [
     lambda config: validate_routing(config.routing, config),
     lambda config: validate_admission(config, config),
     lambda config: validate_knowledge(config, config),
+    lambda config: validate_cache(config.cache, config),
     lambda config: validate_workflows(config.workflows, config),
     lambda config: validate_agents(agents_config_of(config), config),
 ]

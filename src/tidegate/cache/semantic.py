@@ -1,0 +1,240 @@
+"""The semantic tier: questions by partition, found by normalized text or by embedding.
+
+Entries are bounded in one LRU across all partitions (``max_entries``) and expire per entry: a
+lookup skips what has expired (lazy), and :meth:`SemanticStore.sweep` removes it from the maps
+and indexes in bounded steps (periodic). Empty partitions are dropped, so a million one-off
+conversations leave nothing behind once they expire.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+
+from .._concurrency import WorkerPool
+from .entry import Entry
+from .vectors import DType, PartitionIndex
+
+__all__ = ["SemanticEntry", "SemanticStore"]
+
+Evicted = Callable[[str, Entry], None]
+_QUESTION_OVERHEAD = 200  # the SemanticEntry object, its slots and dict/heap references
+
+
+class SemanticEntry:
+    __slots__ = ("entry", "key", "norm", "partition", "question")
+
+    def __init__(self, key: int, partition: bytes, question: str, norm: str, entry: Entry) -> None:
+        self.key = key
+        self.partition = partition
+        self.question = question
+        self.norm = norm
+        self.entry = entry
+
+    @property
+    def size(self) -> int:
+        return self.entry.size + len(self.question) + len(self.norm) + _QUESTION_OVERHEAD
+
+
+class _Partition:
+    __slots__ = ("index", "norms")
+
+    def __init__(self, index: PartitionIndex | None) -> None:
+        self.norms: dict[str, int] = {}
+        self.index = index
+
+
+class SemanticStore:
+    """``dim`` is None when no embedder is configured: then only the normalized tier works."""
+
+    def __init__(
+        self,
+        *,
+        max_entries: int,
+        clock: Callable[[], float],
+        pool: WorkerPool,
+        dim: int | None = None,
+        dtype: DType = "f32",
+        exact_below: int = 1024,
+        evicted: Evicted | None = None,
+    ) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._pool = pool
+        self.dim = dim
+        self.dtype: DType = dtype
+        self.exact_below = exact_below
+        self._on_evicted = evicted
+        self._entries: OrderedDict[int, SemanticEntry] = OrderedDict()
+        self._partitions: dict[bytes, _Partition] = {}
+        self._expiry: list[tuple[float, int]] = []
+        self._dirty: set[bytes] = set()  # partitions whose graph has removals to apply
+        self._next_key = 1  # USearch keys: never 0 (padding) nor 2**64-1
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def partitions(self) -> int:
+        return len(self._partitions)
+
+    @property
+    def vector_bytes(self) -> int:
+        return sum(p.index.nbytes for p in self._partitions.values() if p.index is not None)
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def get_normalized(self, partition: bytes, norm: str) -> SemanticEntry | None:
+        part = self._partitions.get(partition)
+        if part is None:
+            return None
+        key = part.norms.get(norm)
+        return self._live(key) if key is not None else None
+
+    async def search(self, partition: bytes, vector: np.ndarray, k: int = 4) -> list[tuple[SemanticEntry, float]]:
+        part = self._partitions.get(partition)
+        if part is None or part.index is None:
+            return []
+        found = await part.index.search(vector, k)
+        out = []
+        for key, similarity in found:
+            item = self._live(key)
+            if item is not None:
+                out.append((item, similarity))
+        return out
+
+    def _live(self, key: int) -> SemanticEntry | None:
+        item = self._entries.get(key)
+        if item is None:
+            return None
+        if item.entry.expires <= self._clock():
+            self._remove(item, "ttl")
+            return None
+        return item
+
+    def touch(self, item: SemanticEntry) -> None:
+        """Mark as recently used (LRU order)."""
+        if item.key in self._entries:
+            self._entries.move_to_end(item.key)
+
+    # -- mutations ----------------------------------------------------------------------------
+
+    async def put(
+        self, partition: bytes, question: str, norm: str, vector: np.ndarray | None, entry: Entry
+    ) -> SemanticEntry | None:
+        item, part = self._insert(partition, question, norm, entry)
+        if item is not None and vector is not None and part is not None and part.index is not None:
+            await part.index.add(item.key, vector)
+            if item.key not in self._entries:  # evicted while the vector was being added
+                part.index.discard(item.key)
+        return item
+
+    async def put_many(
+        self, partition: bytes, rows: list[tuple[str, str, np.ndarray | None, Entry]]
+    ) -> int:
+        """Insert many entries into one partition with one batched index update (prewarming)."""
+        keys: list[int] = []
+        vectors: list[np.ndarray] = []
+        part = None
+        for question, norm, vector, entry in rows:
+            item, part = self._insert(partition, question, norm, entry)
+            if item is not None and vector is not None:
+                keys.append(item.key)
+                vectors.append(vector)
+        part = self._partitions.get(partition)
+        if keys and part is not None and part.index is not None:
+            live = [i for i, k in enumerate(keys) if k in self._entries]
+            await part.index.add_many([keys[i] for i in live], np.stack([vectors[i] for i in live]))
+        return len(keys)
+
+    def _insert(
+        self, partition: bytes, question: str, norm: str, entry: Entry
+    ) -> tuple[SemanticEntry | None, _Partition | None]:
+        if entry.expires <= self._clock():
+            return None, None
+        part = self._partitions.get(partition)
+        if part is None:
+            index = None
+            if self.dim is not None:
+                index = PartitionIndex(
+                    dim=self.dim, dtype=self.dtype, exact_below=self.exact_below, pool=self._pool
+                )
+            part = self._partitions[partition] = _Partition(index)
+        old = part.norms.get(norm)
+        key = self._next_key
+        self._next_key += 1
+        item = SemanticEntry(key, partition, question, norm, entry)
+        self._entries[key] = item
+        part.norms[norm] = key
+        if old is not None and old in self._entries:
+            # Removed after the insert, so the partition never empties (and is never dropped).
+            self._remove(self._entries[old], "replaced")
+        heapq.heappush(self._expiry, (entry.expires, key))
+        self.bytes += item.size
+        while len(self._entries) > self.max_entries:
+            _, oldest = next(iter(self._entries.items()))
+            self._remove(oldest, "lru")
+        return (item if key in self._entries else None), part
+
+    def remove(self, item: SemanticEntry) -> None:
+        if self._entries.get(item.key) is item:
+            self._remove(item, "removed")
+
+    def _remove(self, item: SemanticEntry, reason: str) -> None:
+        del self._entries[item.key]
+        self.bytes -= item.size
+        part = self._partitions.get(item.partition)
+        if part is not None:
+            if part.norms.get(item.norm) == item.key:
+                del part.norms[item.norm]
+            if part.index is not None:
+                part.index.discard(item.key)
+                if part.index.mode == "hnsw":
+                    self._dirty.add(item.partition)
+            if not part.norms:
+                if part.index is not None:
+                    part.index.cancel()
+                del self._partitions[item.partition]
+                self._dirty.discard(item.partition)
+        if self._on_evicted is not None and reason in ("ttl", "lru"):
+            self._on_evicted(reason, item.entry)
+
+    async def sweep(self, *, limit: int = 10_000) -> int:
+        """Remove up to ``limit`` expired entries; then let graphs drop their removed nodes."""
+        now = self._clock()
+        heap = self._expiry
+        removed = 0
+        while heap and heap[0][0] <= now and removed < limit:
+            expires, key = heapq.heappop(heap)
+            item = self._entries.get(key)
+            if item is not None and item.entry.expires == expires:
+                self._remove(item, "ttl")
+                removed += 1
+        if len(heap) > 2 * len(self._entries) + 1024:
+            self._expiry = [(e, k) for e, k in heap if k in self._entries]
+            heapq.heapify(self._expiry)
+        dirty, self._dirty = self._dirty, set()
+        for name in dirty:
+            part = self._partitions.get(name)
+            if part is not None and part.index is not None:
+                await part.index.flush()
+        return removed
+
+    async def settle(self) -> None:
+        """Wait for background index rebuilds to finish (tests and benchmarks)."""
+        for part in list(self._partitions.values()):
+            if part.index is not None:
+                await part.index.settle()
+
+    async def aclose(self) -> None:
+        for part in list(self._partitions.values()):
+            if part.index is not None:
+                await part.index.aclose()
+        self._partitions.clear()
+        self._entries.clear()
+        self._expiry.clear()
+        self.bytes = 0

@@ -1,0 +1,231 @@
+"""Question text, read the way the cache needs it: a normalized key and the guard's features.
+
+Both are computed once per question (on the request path, in microseconds) and the features are
+kept with each semantic entry, so comparing a candidate costs set operations, not parsing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+from collections import Counter
+
+from .lexicon import (
+    CONTRACTIONS,
+    DATE_MODIFIERS,
+    DATE_UNITS,
+    DATE_WORDS,
+    NEGATIONS,
+    NUMBER_WORDS,
+    ROMAN,
+    STOPWORDS,
+    SYNONYMS,
+)
+
+__all__ = ["Features", "features", "normalize_question", "stem"]
+
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
+_CONTRACTION = re.compile(
+    r"\b(" + "|".join(re.escape(k) for k in sorted(CONTRACTIONS, key=len, reverse=True) if k != "n't")
+    + r")\b|n't\b"
+)
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
+_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
+_PUNCTUATION = "".join(
+    ch for ch in map(chr, range(0x20, 0x3040)) if unicodedata.category(ch).startswith("P")
+)
+_THOUSANDS_COMMA = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_THOUSANDS_DOT = re.compile(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?")
+_SENTENCE_END = re.compile(r"[.?!:;]")
+_ABBREVIATIONS = frozenset("dr mr mrs ms st prof mt jr sr vs etc inc ltd no".split())
+_PRONOUN_ONE_AFTER = frozenset(
+    "which this that the each any every another no a one some other".split()
+)
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper: both questions go through it, so only consistency matters."""
+    if len(word) > 4 and word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif len(word) > 5 and word.endswith("ing"):
+        word = _undouble(word[:-3])
+    elif len(word) > 4 and word.endswith("ed"):
+        word = _undouble(word[:-2])
+    elif len(word) > 4 and (word.endswith(("ses", "xes", "zes", "ches", "shes"))):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+def _undouble(base: str) -> str:
+    if len(base) > 2 and base[-1] == base[-2] and base[-1] not in "lsz":
+        return base[:-1]
+    return base
+
+
+_SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
+for _index, _line in enumerate(SYNONYMS):
+    for _word in _line.split():
+        _key = stem(_word)
+        _SYNONYM_GROUPS[_key] = _SYNONYM_GROUPS.get(_key, frozenset()) | {_index}
+_STOP_STEMS = frozenset(stem(w) for w in STOPWORDS) | STOPWORDS
+
+
+def normalize_question(text: str) -> str:
+    """The key of the normalized tier: case, width, spacing and edge punctuation folded away.
+
+    Punctuation inside a token stays ("3.5" vs "35", "don't"), symbols stay ("$5" vs "€5"):
+    only what never changes meaning is dropped, so two questions with one key are the same
+    question and need no guard.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).casefold()
+    return " ".join(token for raw in text.split() if (token := raw.strip(_PUNCTUATION)))
+
+
+class Features:
+    """What the trap guard compares between two questions."""
+
+    __slots__ = (
+        "dates",
+        "entities",
+        "joined",
+        "negations",
+        "numbers",
+        "raw",
+        "stems",
+        "synonyms",
+        "text",
+    )
+
+    def __init__(
+        self,
+        *,
+        text: str,
+        raw: tuple[str, ...],
+        stems: tuple[str, ...],
+        numbers: Counter[str],
+        dates: frozenset[str],
+        negations: int,
+        entities: frozenset[str],
+    ) -> None:
+        self.text = text
+        self.raw = raw
+        self.stems = stems
+        self.numbers = numbers
+        self.dates = dates
+        self.negations = negations
+        self.entities = entities
+        self.joined = frozenset(a + b for a, b in itertools.pairwise(raw)) | frozenset(raw)
+        groups: set[int] = set()
+        for s in stems:
+            groups.update(_SYNONYM_GROUPS.get(s, ()))
+        self.synonyms = frozenset(groups)
+
+    def is_stop(self, index: int) -> bool:
+        return self.stems[index] in _STOP_STEMS or self.raw[index] in _STOP_STEMS
+
+
+def synonym_groups(stemmed: str) -> frozenset[int]:
+    return _SYNONYM_GROUPS.get(stemmed, frozenset())
+
+
+def features(text: str) -> Features:
+    """Tokens, numbers, dates, negation count and named entities of one question."""
+    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
+    entities, capitalized = _names(text)
+    lowered = _CONTRACTION.sub(_expand, text.lower())
+    tokens = _TOKEN.findall(lowered)
+    numbers: Counter[str] = Counter()
+    dates: set[str] = set()
+    negations = 0
+    for i, token in enumerate(tokens):
+        prev = tokens[i - 1] if i else ""
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if token in NEGATIONS:
+            negations += 1
+        if not token.isalpha() and any(ch.isdigit() for ch in token):
+            for match in _DIGITS.findall(token):
+                numbers[_number(match)] += 1
+        elif token in NUMBER_WORDS:
+            if token != "one" or not _pronoun_one(prev, nxt):
+                numbers[NUMBER_WORDS[token]] += 1
+        elif token in ROMAN and token in capitalized:
+            numbers[ROMAN[token]] += 1
+        date = _date(token, prev, nxt, capitalized)
+        if date is not None:
+            dates.add(date)
+    raw = tuple(tokens)
+    return Features(
+        text=text, raw=raw, stems=tuple(stem(t) for t in raw), numbers=numbers,
+        dates=frozenset(dates), negations=negations, entities=entities,
+    )  # fmt: skip
+
+
+def _pronoun_one(prev: str, nxt: str) -> bool:
+    """"which one", "the second one", "one of them": a stand-in for a noun, not a count."""
+    return prev in _PRONOUN_ONE_AFTER or prev in NUMBER_WORDS or nxt in ("", "of", "another")
+
+
+def _expand(match: re.Match[str]) -> str:
+    word = match.group(0)
+    if word == "n't":
+        return " not"
+    return CONTRACTIONS[word]
+
+
+def _number(text: str) -> str:
+    if _THOUSANDS_COMMA.fullmatch(text):
+        text = text.replace(",", "")
+    elif _THOUSANDS_DOT.fullmatch(text):
+        text = text.replace(".", "").replace(",", ".")
+    else:
+        text = text.replace(",", ".")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".") or "0"
+    return text.lstrip("0") or "0"
+
+
+def _date(token: str, prev: str, nxt: str, capitalized: frozenset[str]) -> str | None:
+    if token in DATE_UNITS and prev in DATE_MODIFIERS:
+        return f"{prev}:{DATE_UNITS[token]}"
+    if token == "year" and prev == "new":
+        return "newyear"
+    if token in ("may", "march") and token not in capitalized:
+        if not (nxt[:1].isdigit() or prev[:1].isdigit()):
+            return None
+    date = DATE_WORDS.get(token)
+    if date is None:
+        return None
+    if prev in DATE_MODIFIERS:
+        return f"{prev}:{date}"
+    return date
+
+
+def _names(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Named entities by their spelling — mixed case (iPhone), acronyms (AWS), capitalized
+    mid-sentence (Maria) — and every word capitalized mid-sentence (for "May" vs "may")."""
+    found: set[str] = set()
+    capitalized: set[str] = set()
+    start = True
+    previous = ""
+    position = 0
+    for match in _TOKEN.finditer(text):
+        gap = text[position : match.start()]
+        position = match.end()
+        if _SENTENCE_END.search(gap) and previous.lower() not in _ABBREVIATIONS:
+            start = True
+        word = match.group(0)
+        previous = word
+        lower = word.lower()
+        rest = word[1:]
+        inner_upper = rest != rest.lower()
+        if inner_upper or (word[:1].isupper() and not start):
+            capitalized.add(lower)
+            if not (lower in STOPWORDS or lower in DATE_WORDS or lower in NUMBER_WORDS or word == "I" or word.isdigit()):
+                found.add(lower)
+        start = False
+    return frozenset(found), frozenset(capitalized)

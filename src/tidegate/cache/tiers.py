@@ -1,0 +1,266 @@
+"""The storage side of the response cache: the tiers, searched in order, and how answers go in.
+
+Lookup order: curated (normalized) → exact → normalized → [one embedding] → curated (semantic)
+→ semantic. Everything before the embedding is a dict lookup, so exact repeats cost microseconds
+and only new phrasings pay for a model call. :class:`~tidegate.cache.response.ResponseCache`
+decides *whether* to look and store (directives, scope, temperature); this module decides *how*.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from cachetools import LRUCache
+
+from .._concurrency import WorkerPool
+from ..config.cache import CacheConfig
+from ..embeddings.base import Embedder
+from .control import Directives
+from .curated import CuratedIndex, load_curated
+from .entry import STORABLE_FINISH, Entry, stream_is_complete
+from .exact import ExactStore
+from .guard import refusal
+from .keys import CacheKey
+from .metrics import CacheMetrics
+from .policy import RoutePolicy
+from .semantic import SemanticEntry, SemanticStore
+from .text import Features, features, normalize_question
+
+__all__ = ["Hit", "Plan", "Tiers"]
+
+HitKind = Literal["exact", "normalized", "semantic", "curated"]
+_SWEEP_BATCH = 10_000
+
+
+class Plan:
+    """One request's cache decisions, made before any I/O and carried through lookup and store."""
+
+    __slots__ = ("directives", "forward", "key", "model", "norm", "policy", "stale", "vector")
+
+    def __init__(self, key: CacheKey | None, policy: RoutePolicy, directives: Directives, model: Any) -> None:
+        self.key = key
+        self.policy = policy
+        self.directives = directives
+        self.model = model
+        self.norm = normalize_question(key.question) if key is not None and key.question else None
+        self.forward: str | None = None  # a Cache-Status value when the cache stays out entirely
+        self.vector: Any = None  # the question's embedding, once computed
+        self.stale = False  # an entry was found but was older than max-age
+
+
+class Hit:
+    __slots__ = ("answer", "entry", "kind", "similarity")
+
+    def __init__(
+        self, kind: HitKind, entry: Entry | None, *, answer: str | None = None, similarity: float | None = None
+    ) -> None:
+        self.kind = kind
+        self.entry = entry
+        self.answer = answer  # curated hits carry text, not an entry
+        self.similarity = similarity
+
+
+class Tiers:
+    def __init__(
+        self,
+        config: CacheConfig,
+        *,
+        clock: Callable[[], float],
+        pool: WorkerPool,
+        embedder: Embedder | None,
+        metrics: CacheMetrics,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self.embedder = embedder
+        self.metrics = metrics
+        sem = config.semantic
+        self.exact = ExactStore(config.exact.max_entries, clock=clock, evicted=self._evicted("exact"))
+        self.semantic = SemanticStore(
+            max_entries=sem.max_entries, clock=clock, pool=pool,
+            dim=embedder.dim if embedder is not None else None, dtype=sem.dtype,
+            exact_below=sem.exact_below, evicted=self._evicted("semantic"),
+        )  # fmt: skip
+        self.curated: CuratedIndex | None = None
+        self._features: LRUCache[str, Features] = LRUCache(maxsize=4096)
+
+    async def load_curated(self, path: Path) -> None:
+        index = CuratedIndex(load_curated(path))
+        if self.embedder is not None and len(index):
+            index.attach_vectors(await self.embedder.embed(index.questions))
+        self.curated = index
+
+    # -- lookup -------------------------------------------------------------------------------
+
+    async def lookup(self, plan: Plan) -> Hit | None:
+        key = plan.key
+        assert key is not None
+        norm = plan.norm
+        if norm is not None and self.curated is not None:
+            answer = self.curated.match_normalized(key.tenant, key.route, norm)
+            if answer is not None:
+                return Hit("curated", None, answer=answer, similarity=1.0)
+        entry = self.exact.get(key.exact)
+        if entry is not None and self._fresh(entry, plan.directives, plan):
+            return Hit("exact", entry)
+        if norm is None:
+            return None
+        item = self.semantic.get_normalized(key.partition, norm)
+        if item is not None and self._fresh(item.entry, plan.directives, plan):
+            self.semantic.touch(item)
+            return Hit("normalized", item.entry)
+        if self.embedder is None or not self.config.semantic.enabled:
+            return None
+        assert key.question is not None
+        try:
+            plan.vector = (await self.embedder.embed([key.question]))[0]
+        except Exception:
+            self.metrics.errors.labels("embed").inc()
+            return None
+        return await self._nearest(plan, key, key.question)
+
+    async def _nearest(self, plan: Plan, key: CacheKey, question: str) -> Hit | None:
+        threshold = plan.policy.threshold
+        candidates: list[tuple[float, str, SemanticEntry | None, str | None]] = []
+        if self.curated is not None:
+            for curated_question, text, sim in self.curated.candidates(key.tenant, key.route, plan.vector):
+                candidates.append((sim, curated_question, None, text))
+        for found, sim in await self.semantic.search(key.partition, plan.vector):
+            candidates.append((sim, found.question, found, None))
+        candidates.sort(key=lambda c: -c[0])
+        mine: Features | None = None
+        refused = False
+        for sim, other, item, answer in candidates:
+            if sim < threshold:
+                break
+            if self.config.semantic.guard:
+                mine = mine or self.features(question)
+                reason = refusal(mine, self.features(other))
+                if reason is not None:
+                    self.metrics.refusals.labels(reason).inc()
+                    refused = True
+                    continue
+            if item is not None and not self._fresh(item.entry, plan.directives, plan):
+                continue
+            self.metrics.similarity.labels("served").observe(sim)
+            if item is None:
+                return Hit("curated", None, answer=answer, similarity=sim)
+            self.semantic.touch(item)
+            return Hit("semantic", item.entry, similarity=sim)
+        if candidates:
+            self.metrics.similarity.labels("refused" if refused else "below").observe(candidates[0][0])
+        return None
+
+    def _fresh(self, entry: Entry, directives: Directives, plan: Plan) -> bool:
+        max_age = directives.max_age
+        if max_age is not None and self._clock() - entry.created > max_age:
+            plan.stale = True
+            return False
+        return True
+
+    def features(self, text: str) -> Features:
+        found = self._features.get(text)
+        if found is None:
+            found = self._features[text] = features(text)
+        return found
+
+    # -- store --------------------------------------------------------------------------------
+
+    @staticmethod
+    def unstorable(response: Any) -> str | None:
+        """Why a blocking ``response`` must not be stored, or None."""
+        if not isinstance(response, dict):
+            return "error"
+        choices = response.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return "error"
+        if any(not isinstance(c, dict) or c.get("finish_reason") not in STORABLE_FINISH for c in choices):
+            return "finish_reason"
+        return None
+
+    async def store(
+        self, plan: Plan, response: dict[str, Any] | None, chunks: list[dict[str, Any]] | None
+    ) -> None:
+        key = plan.key
+        if key is None:
+            return
+        now = self._clock()
+        if chunks is not None:
+            reason = None if stream_is_complete(chunks) else "partial"
+        else:
+            reason = self.unstorable(response)
+        if reason is not None:
+            self.metrics.skipped.labels(reason).inc()
+            return
+        expires = now + plan.policy.exact_ttl
+        if chunks is not None:
+            entry = Entry.from_chunks(chunks, created=now, expires=expires)
+        else:
+            assert response is not None
+            entry = Entry.from_completion(response, created=now, expires=expires)
+        if len(entry.payload) > self.config.max_entry_size:
+            self.metrics.skipped.labels("too_large").inc()
+            return
+        self.exact.put(key.exact, entry)
+        self.metrics.stores.labels("stream" if chunks is not None else "completion").inc()
+        if plan.norm is not None and key.question is not None:
+            vector = plan.vector
+            if vector is None and self.embedder is not None and self.config.semantic.enabled:
+                try:
+                    vector = (await self.embedder.embed([key.question]))[0]
+                except Exception:
+                    self.metrics.errors.labels("embed").inc()
+            semantic = entry.with_expiry(now + plan.policy.semantic_ttl)
+            await self.semantic.put(key.partition, key.question, plan.norm, vector, semantic)
+        self.update_gauges()
+
+    def alias(self, key: CacheKey, entry: Entry) -> None:
+        """Make ``key`` an exact hit for an entry found another way (the next repeat is cheap)."""
+        self.exact.put(key.exact, entry)
+
+    # -- housekeeping -------------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        removed = self.exact.sweep()
+        while True:
+            batch = await self.semantic.sweep(limit=_SWEEP_BATCH)
+            removed += batch
+            if batch < _SWEEP_BATCH:
+                break
+            await asyncio.sleep(0)  # let requests through between batches
+        self.update_gauges()
+        return removed
+
+    def _evicted(self, tier: str) -> Callable[[str, Entry], None]:
+        counter = self.metrics.evictions
+
+        def evicted(reason: str, _entry: Entry) -> None:
+            counter.labels(tier, reason).inc()
+
+        return evicted
+
+    def update_gauges(self) -> None:
+        m = self.metrics
+        m.entries.labels("exact").set(len(self.exact))
+        m.bytes.labels("exact").set(self.exact.bytes)
+        m.entries.labels("semantic").set(len(self.semantic))
+        m.bytes.labels("semantic").set(self.semantic.bytes)
+
+    def stats(self) -> dict[str, Any]:
+        sem = self.semantic
+        return {
+            "exact": {"entries": len(self.exact), "bytes": self.exact.bytes},
+            "semantic": {
+                "entries": len(sem), "bytes": sem.bytes, "partitions": sem.partitions,
+                "vector_bytes": sem.vector_bytes,
+                "embedder": self.embedder.name if self.embedder is not None else None,
+            },
+            "curated": len(self.curated) if self.curated is not None else 0,
+        }  # fmt: skip
+
+    async def aclose(self) -> None:
+        await self.semantic.aclose()
+        self.exact.clear()

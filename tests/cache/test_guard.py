@@ -1,0 +1,103 @@
+"""The trap guard and the text it reads: each trap kind is refused, paraphrases pass."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tidegate.cache import features, normalize_question, refusal
+
+
+def why(cached: str, new: str) -> str | None:
+    return refusal(features(new), features(cached))
+
+
+@pytest.mark.parametrize(
+    ("cached", "new", "reason"),
+    [
+        ("Can I return an item after 30 days?", "Can I return an item after 60 days?", "number"),
+        ("Can I bring two bags?", "Can I bring three bags?", "number"),
+        ("Is the iPhone 14 compatible?", "Is the iPhone 15 compatible?", "number"),
+        ("Is there a fee over $1,000?", "Is there a fee over $10,000?", "number"),
+        ("Summarize the third chapter.", "Summarize the fourth chapter.", "number"),
+        ("When did World War I end?", "When did World War II end?", "number"),
+        ("Is the store open on Sunday?", "Is the store open on Monday?", "date"),
+        ("What events are on this weekend?", "What events are on next weekend?", "date"),
+        ("Will it arrive before Christmas?", "Will it arrive after Christmas?", "date"),
+        ("What are the bank holidays in May?", "What are the bank holidays in August?", "date"),
+        ("My package has arrived.", "My package has not arrived.", "negation"),
+        ("I want marketing emails.", "I don't want marketing emails.", "negation"),
+        ("The tracking number is valid.", "The tracking number is invalid.", "negation"),
+        ("How do I enable dark mode?", "How do I disable dark mode?", "negation"),
+        ("How do I turn on notifications?", "How do I turn off notifications?", "negation"),
+        ("Is smoking allowed in the rooms?", "Are the rooms non-smoking?", "negation"),
+        ("How do I reset my iPhone?", "How do I reset my Samsung Galaxy?", "entity"),
+        ("Can I pay with PayPal?", "Can I pay with Apple Pay?", "entity"),
+        ("Is Dr. Smith accepting new patients?", "Is Dr. Patel accepting new patients?", "entity"),
+        ("How do I cancel my order?", "How do I cancel my subscription?", "object"),
+        ("How many calories are in an apple?", "How many calories are in a banana?", "object"),
+        ("How do I convert PDF to Word?", "How do I convert Word to PDF?", "object"),
+        ("How do I convert a list to a string?", "How do I convert a string to a list?", "object"),
+        ("How do I cancel my order?", "How do I cancel my order and my subscription?", "object"),
+        ("How do I sign in?", "How do I sign up?", "object"),
+    ],
+)
+def test_traps_are_refused_with_their_reason(cached: str, new: str, reason: str) -> None:
+    assert why(cached, new) == reason
+    assert why(new, cached) is not None  # symmetric enough: the other direction is refused too
+
+
+@pytest.mark.parametrize(
+    ("cached", "new"),
+    [
+        ("How do I get a refund?", "how do i get a refund"),
+        ("How do I delete my account?", "How do I delete my acount?"),  # typo
+        ("How do I change my username?", "how do i change my user name"),  # split word
+        ("How do I verify my email address?", "How do I verify my e-mail address?"),
+        ("How do I change my password?", "How do I update my password?"),  # synonyms
+        ("How do I restart my router?", "How can I reboot my router?"),
+        ("How do I apply a discount code?", "How do I apply a discount code at checkout?"),  # qualifier
+        ("Why can't I log in?", "I'm unable to sign in, what's wrong?"),  # one negation each
+        ("How do I enable two-factor authentication?", "How do I enable two factor authentication"),
+        ("What's the difference between TCP and UDP?", "What's the difference between UDP and TCP?"),
+        ("Tell me more about the second one.", "Tell me more about the second idea."),
+        ("How do I get a refund?", "What's the process for getting my money back?"),  # rephrased
+    ],
+)
+def test_paraphrases_and_near_repeats_pass(cached: str, new: str) -> None:
+    assert why(cached, new) is None
+
+
+def test_features_read_numbers_dates_negations_and_names() -> None:
+    f = features("Didn't Maria order 2 pizzas and a dozen wings next Friday for $1,200.50 via PayPal?")
+    assert f.numbers == {"2": 1, "12": 1, "1200.5": 1}
+    assert f.dates == frozenset({"next:friday"})
+    assert f.negations == 1
+    assert f.entities == frozenset({"maria", "paypal"})
+    assert features("Which one is cheaper?").numbers == {}  # "one" as a pronoun
+    assert features("May I ask about March?").dates == frozenset({"march"})  # the modal is not a month
+
+
+def test_normalized_text_folds_only_what_never_changes_meaning() -> None:
+    assert normalize_question("  How do I get a REFUND?? ") == normalize_question("how do i get a refund")
+    assert normalize_question("Is it $5?") != normalize_question("Is it €5?")
+    assert normalize_question("Version 3.5") != normalize_question("Version 35")
+    assert normalize_question("don't") != normalize_question("dont")
+
+
+questions = st.text(
+    alphabet=st.sampled_from(list("abcdefghijklmnopqrstuvwxyz ABCDEF0123456789?.,'-$")), max_size=60
+)
+
+
+@given(text=questions)
+def test_a_question_never_refuses_itself(text: str) -> None:
+    assert refusal(features(text), features(text)) is None
+
+
+@given(text=questions, number=st.integers(0, 10_000), other=st.integers(0, 10_000))
+def test_a_changed_number_is_always_refused(text: str, number: int, other: int) -> None:
+    a = features(f"{text} {number}")
+    b = features(f"{text} {other}")
+    assert (refusal(a, b) is None) == (number == other)

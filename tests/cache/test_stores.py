@@ -1,0 +1,216 @@
+"""The stores under the cache: TTL with an injected clock, bounds under churn, index rebuilds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from cache.helpers import Clock, completion
+from tidegate._concurrency import WorkerPool
+from tidegate.cache import Entry
+from tidegate.cache.exact import ExactStore
+from tidegate.cache.semantic import SemanticStore
+from tidegate.cache.vectors import PartitionIndex
+
+
+def entry(text: str, clock: Clock, ttl: float = 60.0) -> Entry:
+    return Entry.from_completion(completion(text), created=clock(), expires=clock() + ttl)
+
+
+def unit(rng: np.random.Generator, n: int, dim: int = 32) -> np.ndarray:
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+# -- exact --------------------------------------------------------------------------------------
+
+
+def test_exact_entries_expire_on_the_injected_clock(clock: Clock) -> None:
+    evicted: list[str] = []
+    store = ExactStore(10, clock=clock, evicted=lambda reason, _e: evicted.append(reason))
+    store.put(b"k", entry("a", clock, ttl=60))
+    clock.advance(59.9)
+    assert store.get(b"k") is not None
+    clock.advance(0.1)
+    assert store.get(b"k") is None
+    assert store.sweep() == 1
+    assert evicted == ["ttl"]
+    assert len(store) == 0 and store.bytes == 0
+    store.put(b"dead", entry("b", clock, ttl=0))  # already expired: not stored
+    assert len(store) == 0
+
+
+def test_exact_store_stays_bounded_and_accounted_under_churn(clock: Clock) -> None:
+    evicted: list[str] = []
+    store = ExactStore(100, clock=clock, evicted=lambda reason, _e: evicted.append(reason))
+    store.put(b"hot", entry("hot", clock))
+    for i in range(5000):
+        store.put(f"k{i}".encode(), entry(f"v{i}", clock, ttl=1 + i % 7))
+        store.get(b"hot")  # recently used: survives LRU eviction
+        if i % 500 == 0:
+            clock.advance(2)
+        assert len(store) <= 100
+    assert store.get(b"hot") is not None
+    assert evicted.count("lru") > 4000
+    live = [store.get(f"k{i}".encode()) for i in range(5000)]
+    expected = sum(e.size for e in live if e is not None) + entry("hot", clock).size
+    assert store.bytes == expected
+    store.put(b"hot", entry("replaced", clock))  # overwriting keeps the count right
+    assert store.bytes == expected - entry("hot", clock).size + entry("replaced", clock).size
+
+
+# -- semantic -----------------------------------------------------------------------------------
+
+
+async def test_semantic_store_bounded_across_partitions(clock: Clock, pool: WorkerPool) -> None:
+    rng = np.random.default_rng(1)
+    evicted: list[str] = []
+    store = SemanticStore(max_entries=50, clock=clock, pool=pool, dim=32, exact_below=1024,
+                          evicted=lambda reason, _e: evicted.append(reason))  # fmt: skip
+    vectors = unit(rng, 1000)
+    for i in range(1000):
+        await store.put(f"p{i % 200}".encode(), f"question {i}", f"question {i}", vectors[i], entry(str(i), clock))
+        assert len(store) <= 50
+    assert store.partitions <= 50
+    assert evicted.count("lru") == 950
+    # The survivors are the most recent and findable by vector and by text.
+    found = await store.search(b"p199", vectors[999], k=1)
+    assert [(item.question, round(sim, 4)) for item, sim in found] == [("question 999", 1.0)]
+    assert store.get_normalized(b"p199", "question 999") is not None
+    assert store.get_normalized(b"p0", "question 0") is None
+    clock.advance(61)
+    assert await store.sweep() == 50
+    assert len(store) == 0 and store.partitions == 0 and store.bytes == 0
+
+
+async def test_semantic_ttl_is_checked_lazily_and_swept(clock: Clock, pool: WorkerPool) -> None:
+    rng = np.random.default_rng(2)
+    store = SemanticStore(max_entries=100, clock=clock, pool=pool, dim=32)
+    v = unit(rng, 2)
+    await store.put(b"p", "short", "short", v[0], entry("a", clock, ttl=10))
+    await store.put(b"p", "long", "long", v[1], entry("b", clock, ttl=100))
+    clock.advance(10)
+    assert await store.search(b"p", v[0], k=2) != [] and all(i.question == "long" for i, _ in await store.search(b"p", v[0], k=2))
+    assert store.get_normalized(b"p", "short") is None
+    assert len(store) == 1  # the lazy check already removed it
+    clock.advance(90)
+    assert await store.sweep() == 1
+    assert store.partitions == 0
+
+
+async def test_same_text_replaces_the_older_entry(clock: Clock, pool: WorkerPool) -> None:
+    store = SemanticStore(max_entries=10, clock=clock, pool=pool)  # no embedder: text only
+    await store.put(b"p", "Hi?", "hi", None, entry("old", clock))
+    await store.put(b"p", "hi", "hi", None, entry("new", clock))
+    item = store.get_normalized(b"p", "hi")
+    assert len(store) == 1 and item is not None
+    answer = item.entry.completion()
+    assert answer is not None and answer["choices"][0]["message"]["content"] == "new"
+
+
+# -- partition index ------------------------------------------------------------------------------
+
+
+async def test_partition_promotes_to_hnsw_and_keeps_serving(pool: WorkerPool) -> None:
+    rng = np.random.default_rng(3)
+    vectors = unit(rng, 300)
+    index = PartitionIndex(dim=32, dtype="f32", exact_below=64, pool=pool)
+    for i in range(64):
+        await index.add(i + 1, vectors[i])
+    assert index.rebuilding  # promotion started in the background
+    for i in range(64, 200):  # writes during the rebuild are logged and replayed
+        await index.add(i + 1, vectors[i])
+        if i % 3 == 0:
+            index.discard(i + 1)
+    await index.settle()
+    assert index.mode == "hnsw" and index.rebuilds >= 1
+    removed = {i + 1 for i in range(64, 200) if i % 3 == 0}
+    for i in range(200):
+        found = await index.search(vectors[i], 3)
+        keys = [k for k, _ in found]
+        assert not removed & set(keys)
+        if i + 1 not in removed:
+            assert keys[0] == i + 1
+    assert len(index) == 200 - len(removed)
+
+
+async def test_removals_compact_and_demote_off_the_loop(pool: WorkerPool) -> None:
+    rng = np.random.default_rng(4)
+    vectors = unit(rng, 400)
+    index = PartitionIndex(dim=32, dtype="i8", exact_below=128, pool=pool)
+    for i in range(400):
+        await index.add(i + 1, vectors[i])
+    await index.settle()
+    assert index.mode == "hnsw"
+    for i in range(360):
+        index.discard(i + 1)
+    await index.flush()
+    await index.settle()
+    assert index.mode == "exact"  # 40 left: exact search is cheaper again
+    for i in range(360, 400):
+        assert (await index.search(vectors[i], 1))[0][0] == i + 1
+    assert await index.search(vectors[0], 5) and all(k > 360 for k, _ in await index.search(vectors[0], 5))
+
+
+async def test_exact_search_matches_brute_force(pool: WorkerPool) -> None:
+    rng = np.random.default_rng(5)
+    vectors = unit(rng, 50)
+    index = PartitionIndex(dim=32, dtype="f32", exact_below=1000, pool=pool)
+    for i, v in enumerate(vectors):
+        await index.add(i + 1, v)
+    for i in range(0, 50, 5):
+        index.discard(i + 1)
+    query = unit(rng, 1)[0]
+    live = [i for i in range(50) if i % 5]
+    sims = {i + 1: float(vectors[i] @ query) for i in live}
+    expected = sorted(sims, key=lambda k: -sims[k])[:4]
+    assert [k for k, _ in await index.search(query, 4)] == expected
+    assert index.mode == "exact"
+
+
+async def test_closing_cancels_a_running_rebuild(pool: WorkerPool, no_leaked_tasks: object) -> None:
+    rng = np.random.default_rng(6)
+    index = PartitionIndex(dim=32, dtype="f32", exact_below=16, pool=pool)
+    for i, v in enumerate(unit(rng, 16)):
+        await index.add(i + 1, v)
+    assert index.rebuilding
+    await index.aclose()
+    assert not index.rebuilding
+    await asyncio.sleep(0)
+    await no_leaked_tasks()  # type: ignore[operator]
+
+
+async def test_bulk_insert_builds_one_graph(clock: Clock, pool: WorkerPool) -> None:
+    rng = np.random.default_rng(7)
+    vectors = unit(rng, 300)
+    store = SemanticStore(max_entries=250, clock=clock, pool=pool, dim=32, exact_below=64)
+    rows = [(f"q{i}", f"q{i}", vectors[i], entry(str(i), clock)) for i in range(300)]
+    assert await store.put_many(b"p", rows) == 300
+    await store.settle()
+    assert len(store) == 250  # the bound holds for batches too
+    found = await store.search(b"p", vectors[299], k=1)
+    assert found[0][0].question == "q299"
+    assert await store.search(b"p", vectors[0], k=3) and all(i.question != "q0" for i, _ in await store.search(b"p", vectors[0], k=3))
+
+
+async def test_graph_paths_batch_adds_and_pool_searches(pool: WorkerPool, monkeypatch: object) -> None:
+    from tidegate.cache import vectors as module
+
+    rng = np.random.default_rng(8)
+    vectors = unit(rng, 400)
+    index = PartitionIndex(dim=32, dtype="f16", exact_below=64, pool=pool)
+    await index.add_many(list(range(1, 101)), vectors[:100])
+    await index.settle()
+    assert index.mode == "hnsw" and index.nbytes > 0
+    await index.add_many(list(range(101, 201)), vectors[100:200])  # a batch into the graph
+    for key in range(1, 21):
+        index.discard(key)  # pending until the next add or flush
+    monkeypatch.setattr(module, "LOOP_SEARCH_BELOW", 0)  # type: ignore[attr-defined]
+    found = await index.search(vectors[150], 3)  # through the worker pool this time
+    assert found[0][0] == 151
+    assert all(k > 20 for k, _ in await index.search(vectors[5], 5))
+    await index.flush()
+    await index.add(201, vectors[200])
+    assert (await index.search(vectors[200], 1))[0][0] == 201
+    assert len(index) == 181
