@@ -80,6 +80,7 @@ async def burst(base: str, total: int, concurrency: int) -> dict[str, object]:
     overheads: list[float] = []
     errors: dict[str, int] = {}
     tiers: dict[str, int] = {}
+    cache: dict[str, int] = {}
     done = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(total):
@@ -103,7 +104,10 @@ async def burst(base: str, total: int, concurrency: int) -> dict[str, object]:
                         errors[str(resp.status)] = errors.get(str(resp.status), 0) + 1
                     else:
                         overheads.append(float(resp.headers.get("x-tidegate-overhead-ms", "nan")))
-                        if body["model"] == "auto":
+                        status = resp.headers.get("cache-status", "")
+                        kind = "miss" if "fwd=" in status else status.rsplit("detail=", 1)[-1] if "hit" in status else "none"
+                        cache[kind] = cache.get(kind, 0) + 1
+                        if body["model"] == "auto" and kind in ("miss", "none"):
                             tier = resp.headers.get("x-tidegate-tier", "?")
                             tiers[tier] = tiers.get(tier, 0) + 1
             except aiohttp.ClientError as exc:
@@ -120,7 +124,7 @@ async def burst(base: str, total: int, concurrency: int) -> dict[str, object]:
     if sys.stdout.isatty():
         sys.stdout.write("\n")
     return {"latencies": latencies, "overheads": overheads, "errors": errors, "elapsed": elapsed,
-            "tiers": tiers}  # fmt: skip
+            "tiers": tiers, "cache": cache}  # fmt: skip
 
 
 def pct(values: list[float], q: float) -> float:
@@ -168,7 +172,8 @@ async def main() -> int:
         if overheads:
             print(f"  tidegate overhead p50/p95  {statistics.median(overheads):.3f} ms / {pct(overheads, 0.95):.3f} ms"
                   "  (X-Tidegate-Overhead-Ms: total minus upstream time)")  # fmt: skip
-        print(f"  model: auto       routed by complexity to tiers {result['tiers']}")
+        print(f"  model: auto       routed by complexity to tiers {result['tiers']} (cache misses)")
+        print(f"  cache             {result['cache']}  (Cache-Status: exact / semantic hits, misses)")
         print(f"  errors            {sum(errors.values())} {errors if errors else ''}")
         return 0 if not errors else 1
     finally:

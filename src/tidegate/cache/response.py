@@ -234,9 +234,13 @@ class ResponseCache:
             await self._store(plan, None, chunks)
 
         follower, _ = self._flights.stream(flight, produce, store)
+        mark = time.perf_counter()
         try:
             async for chunk in follower:
+                if collapsed and ctx is not None:  # waiting on a shared upstream stream
+                    ctx.upstream_seconds += time.perf_counter() - mark
                 yield chunk
+                mark = time.perf_counter()
         finally:
             await _aclose(follower)
 
