@@ -250,6 +250,10 @@ class Gateway:
 
             registry = default_registry()
             register_agent_node(registry, self.agents)
+            if self.knowledge:
+                from .knowledge.node import register_knowledge_node
+
+                register_knowledge_node(registry, self)
             self.workflows = WorkflowApps(
                 self.config.workflows, llm=self, root=self.config, registry=registry,
                 metrics=self.metrics.registry, sessions=self.sessions,

@@ -162,7 +162,7 @@ class WorkflowApps:
         for version, file in files.items():
             try:
                 workflow = load_workflow(resolve_path(file, root), env=cfg.env, registry=registry,
-                                         node_timeout=float(cfg.node_timeout))  # fmt: skip
+                                         node_timeout=float(cfg.node_timeout), datasets=cfg.datasets)  # fmt: skip
             except ConfigError as exc:
                 problems.extend(exc.issues)
                 continue

@@ -121,12 +121,13 @@ def load_workflow(
     registry: NodeRegistry | None = None,
     capabilities: frozenset[str] = frozenset(),
     node_timeout: float = DEFAULT_NODE_TIMEOUT,
+    datasets: Mapping[str, str] | None = None,
 ) -> Workflow:
     """Read, validate and compile a DSL file; one ConfigError lists every problem found."""
     spec, issues = read_dsl(path, env=env)
     if spec is None:
         raise ConfigError(issues, source=str(path))
-    return _compile(spec, issues, registry, capabilities, node_timeout)
+    return _compile(spec, issues, registry, capabilities, node_timeout, datasets)
 
 
 def compile_workflow(
@@ -136,6 +137,7 @@ def compile_workflow(
     capabilities: frozenset[str] = frozenset(),
     node_timeout: float = DEFAULT_NODE_TIMEOUT,
     source: str | None = None,
+    datasets: Mapping[str, str] | None = None,
 ) -> Workflow:
     """Compile a spec (from :func:`~tidegate.dsl.load_dsl`) or raw DSL data."""
     issues: list[str] = []
@@ -144,7 +146,7 @@ def compile_workflow(
         if parsed is None:
             raise ConfigError(issues, source=source)
         spec = parsed
-    return _compile(spec, issues, registry, capabilities, node_timeout)
+    return _compile(spec, issues, registry, capabilities, node_timeout, datasets)
 
 
 def _compile(
@@ -153,9 +155,10 @@ def _compile(
     registry: NodeRegistry | None,
     capabilities: frozenset[str],
     node_timeout: float,
+    datasets: Mapping[str, str] | None = None,
 ) -> Workflow:
     registry = registry or default_registry()
-    compiler = Compiler(spec, jinja=make_jinja_env(), capabilities=capabilities)
+    compiler = Compiler(spec, jinja=make_jinja_env(), capabilities=capabilities, datasets=datasets)
     nodes: dict[str, Node] = {}
     for node_spec in spec.nodes.values():
         node = _build_node(node_spec, compiler, registry, node_timeout)

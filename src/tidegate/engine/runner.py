@@ -71,6 +71,8 @@ class RunResult(msgspec.Struct, kw_only=True):
     conversation_id: str | None = None
     usage: dict[str, int] = msgspec.field(default_factory=dict)
     """Model tokens of the run: ``prompt_tokens``, ``completion_tokens``, ``total_tokens``."""
+    retriever_resources: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    """Knowledge the run retrieved, as Dify's ``message_end.metadata.retriever_resources``."""
 
 
 class WorkflowRunner:
@@ -305,6 +307,7 @@ class WorkflowRun:
             total_tokens=state.total_tokens, total_steps=state.steps, created_at=self._created,
             finished_at=finished.finished_at, exceptions_count=state.exceptions,
             conversation_id=self.conversation.id if self.conversation else None, usage=dict(state.usage),
+            retriever_resources=list(state.retriever_resources) if ok else [],
         )  # fmt: skip
         conversation = self.conversation
         if ok and conversation is not None:

@@ -52,6 +52,7 @@ class RunState:
         "layers",
         "limits",
         "pool",
+        "retriever_resources",
         "run_id",
         "services",
         "steps",
@@ -94,6 +95,8 @@ class RunState:
         self.total_tokens = 0
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         self.exceptions = 0
+        self.retriever_resources: list[dict[str, Any]] = []
+        """Knowledge cited by this run (Dify's ``retriever_resources``), in retrieval order."""
 
     def emit(self, event: Event) -> None:
         self.events.put_nowait(event)

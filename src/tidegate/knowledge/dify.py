@@ -8,6 +8,7 @@ with the base name, stable until the document is re-ingested.
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
 from .base import Hit
@@ -20,6 +21,8 @@ def retrieval_results(hits: list[Hit], *, dataset_id: str, dataset_name: str) ->
     items = []
     for position, hit in enumerate(hits, start=1):
         doc_metadata = {k: v for k, v in hit.metadata.items() if k not in ("position", "section")}
+        if isinstance(doc_metadata.get("source"), str):  # clients see the file name, not our paths
+            doc_metadata["source"] = PurePath(doc_metadata["source"]).name
         items.append({
             "metadata": {
                 "_source": "knowledge",

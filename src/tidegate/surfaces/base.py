@@ -237,7 +237,7 @@ class SurfaceApp:
                 self._authenticate(ctx)
             elif self._tenant_header:
                 ctx.tenant = ctx.headers.get(self._tenant_header)
-            body = await read_body(receive, ctx.headers, self._limit) if route.method == "POST" else b""
+            body = await read_body(receive, ctx.headers, self._limit) if route.method in ("POST", "PUT", "PATCH", "DELETE") else b""
             if not route.tracked:
                 return await route.handler(ctx, body, self._sender(send, ctx))
             await self.gateway.ensure_started()

@@ -5,7 +5,10 @@ A workflow is an app: the Bearer key in ``Authorization`` selects it (each workf
 responses follow Dify's service API: blocking JSON or an SSE stream of ``data: {json}`` events
 (``event: ping`` every 10 s while nothing else is sent), the error envelope
 ``{code, message, status}``, and for chatflows the ``message`` / ``message_end`` events with
-conversations kept in the gateway's TTL-bounded session store.
+conversations kept in the gateway's TTL-bounded session store. ``message_end`` (and a blocking
+answer's ``metadata``) cite what knowledge-retrieval nodes found as ``retriever_resources``, unless
+the DSL turns the ``retriever_resource`` feature off. The conversation endpoints (list, messages,
+rename, delete, variables) live in :mod:`.dify_conversations`.
 
 Path-parameter routes (``/v1/workflows/tasks/{task_id}/stop``, ``/v1/chat-messages/{task_id}/stop``)
 are declared in :meth:`DifySurface.patterns`; the surface app dispatches them.
@@ -28,10 +31,11 @@ from ..engine.events import Event, TextChunk, WorkflowFinished
 from ..engine.runner import Conversation as RunConversation
 from ..errors import AuthenticationError, RequestError, TidegateError, WorkflowError
 from .base import Route, Send, Surface
+from .dify_conversations import DifyConversations
 
 if TYPE_CHECKING:
     from ..engine.apps import WorkflowApp, WorkflowApps
-    from ..engine.runner import WorkflowRun
+    from ..engine.runner import RunResult, WorkflowRun
     from ..gateway import Gateway
 
 __all__ = ["DifySurface"]
@@ -85,6 +89,7 @@ class DifySurface(Surface):
     def __init__(self, gateway: Gateway, apps: WorkflowApps | None = None) -> None:
         super().__init__(gateway)
         self._apps = apps
+        self.conversations = DifyConversations(self)
 
     @property
     def apps(self) -> WorkflowApps:
@@ -100,6 +105,7 @@ class DifySurface(Surface):
             Route("POST", "/v1/completion-messages", self.completion_messages, surface=self, auth=False),
             Route("GET", "/v1/parameters", self.parameters, surface=self, auth=False, tracked=False),
             Route("GET", "/v1/info", self.info, surface=self, auth=False, tracked=False),
+            *self.conversations.routes(),
         ]
 
     def patterns(self) -> Sequence[tuple[str, re.Pattern[str], PatternHandler]]:
@@ -107,6 +113,7 @@ class DifySurface(Surface):
         return [
             ("POST", re.compile(r"^/v1/workflows/tasks/([^/]+)/stop$"), self.stop_task),
             ("POST", re.compile(r"^/v1/chat-messages/([^/]+)/stop$"), self.stop_task),
+            *self.conversations.patterns(),
         ]
 
     # -- errors -----------------------------------------------------------------------------------
@@ -192,13 +199,16 @@ class DifySurface(Surface):
         created = int(time.time())
         head = {"conversation_id": stored.id, "message_id": message_id, "created_at": created}
 
+        def cited() -> list[dict[str, Any]]:
+            return _citations(run.runner.workflow.spec.features, run.result)
+
         async def persist() -> None:
             result = run.result
             if result is None or result.status not in ("succeeded", "partial-succeeded"):
                 return
             stored.variables = conversation.variables
-            await sessions.append(stored, query=request.query, answer=result.answer, inputs=inputs,
-                                  turn_id=message_id, metadata={"usage": result.usage})  # fmt: skip
+            await sessions.append(stored, query=request.query, answer=result.answer, inputs=inputs, turn_id=message_id,
+                                  metadata={"usage": result.usage, "retriever_resources": cited()})  # fmt: skip
 
         def usage() -> dict[str, Any]:
             result = run.result
@@ -212,7 +222,7 @@ class DifySurface(Surface):
                 await persist()
                 body = {"event": "message", "task_id": run.task_id, "id": message_id, "message_id": message_id,
                         "conversation_id": stored.id, "mode": "advanced-chat", "answer": result.answer,
-                        "metadata": {"usage": usage(), "retriever_resources": []}, "created_at": created}  # fmt: skip
+                        "metadata": {"usage": usage(), "retriever_resources": cited()}, "created_at": created}  # fmt: skip
                 await send_body(send, 200, _encode(body))
                 return 200
             envelope = {"task_id": run.task_id, "workflow_run_id": run.run_id, **head}
@@ -232,7 +242,7 @@ class DifySurface(Surface):
                 await persist()
                 return [_data({"event": "message_end", "id": message_id, "task_id": run.task_id,
                                "message_id": message_id, "conversation_id": stored.id, "created_at": created,
-                               "metadata": {"usage": usage(), "retriever_resources": []}})]  # fmt: skip
+                               "metadata": {"usage": usage(), "retriever_resources": cited()}})]  # fmt: skip
 
             return await self._stream(run, send, frames, finish)
 
@@ -330,6 +340,15 @@ def _usage(tokens: dict[str, int], latency: float) -> dict[str, Any]:
         "prompt_price": "0", "completion_unit_price": "0", "completion_price_unit": "0", "completion_price": "0",
         "total_price": "0", "currency": "USD", "latency": round(latency, 6),
     }  # fmt: skip
+
+
+def _citations(features: dict[str, Any], result: RunResult | None) -> list[dict[str, Any]]:
+    """What ``message_end`` cites: the run's retrieved knowledge, unless the app's
+    ``retriever_resource`` feature is off (absent counts as on)."""
+    feature = features.get("retriever_resource")
+    if result is None or (isinstance(feature, dict) and not feature.get("enabled", True)):
+        return []
+    return result.retriever_resources
 
 
 def _data(payload: dict[str, Any]) -> bytes:

@@ -152,10 +152,14 @@ class Compiler:
         *,
         jinja: ImmutableSandboxedEnvironment,
         capabilities: frozenset[str],
+        datasets: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = spec
         self.jinja = jinja
         self.capabilities = capabilities
+        self.datasets = datasets
+        """The app's ``datasets:`` map (DSL dataset id → knowledge base name); an id it does not
+        map is taken as a knowledge base name, like model names."""
         self.issues: list[str] = []
 
     def problem(self, node: NodeSpec, message: str, field: str = "") -> None:
