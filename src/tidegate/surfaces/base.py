@@ -14,7 +14,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-
 from ..admission import RequestInfo, error_headers
 from ..asgi.http import DisconnectWatcher, client_ip, header_map, read_body, route_path, send_body
 from ..context import RequestContext
