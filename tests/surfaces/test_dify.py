@@ -204,17 +204,9 @@ async def test_pings_keep_a_quiet_stream_alive_and_stop_ends_it(dify: dict[str, 
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.2)
     task_id = next(iter(apps._tasks))
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    from tidegate.context import RequestContext
-
-    ctx = RequestContext(headers={"authorization": "Bearer app-slow"})
     assert apps.stop_task("slow", task_id, "someone-else") is False
-    assert await surface.stop_task(ctx, b'{"user": "u9"}', send, param=task_id) == 200
-    assert json.loads(sent[-1]["body"]) == {"result": "success"}
+    status, _, body = await post(dify["url"], f"/workflows/tasks/{task_id}/stop", "app-slow", {"user": "u9"})
+    assert status == 200 and json.loads(body) == {"result": "success"}  # over HTTP: a patterned route
     _status, _, raw = await task
     events = sse(raw)
     assert {"event": "ping"} in events
