@@ -54,7 +54,8 @@ async def test_async_client(host: RunningHost) -> None:
 def test_models_list(host: RunningHost) -> None:
     with openai_client(host) as client:
         models = [m.id for m in client.models.list()]
-    assert models == ["light", "paced", "broken"]
+    # Tiers come first (``auto`` asks the scorer to pick one), then every chat deployment.
+    assert models == ["auto", "fast", "deep", "flaky", "light", "paced", "broken", "small", "large", "unreachable"]
 
 
 def test_curl_reads_sse_unchanged(host: RunningHost) -> None:

@@ -33,6 +33,7 @@ import pytest
 
 from tidegate import load_config
 
+from .clients import close_shared_clients
 from .processes import PACKAGE_DIR, HostSpec, ServerProcess, free_port, simulator_command
 
 __all__ = ["API_KEY", "BUILTIN_HOSTS", "HostSpec", "RunningHost", "Suite"]
@@ -143,6 +144,7 @@ class Suite:
         return RunningHost(spec, server.url, self.prefix)
 
     def close(self) -> None:
+        close_shared_clients()
         for server in self._servers.values():
             server.stop()
         if self._sim is not None:

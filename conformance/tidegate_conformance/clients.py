@@ -9,11 +9,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import shutil
 import subprocess
+import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -27,7 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Reply",
+    "async_dify_client",
     "async_openai_client",
+    "close_shared_clients",
     "curl_sse",
     "dify_client",
     "openai_client",
@@ -123,9 +128,40 @@ def async_openai_client(host: RunningHost, **kwargs: Any) -> openai.AsyncOpenAI:
 
 def dify_client(host: RunningHost, app_key: str) -> Any:
     """A ``dify_client.Client`` (PyPI ``dify-client-python``) aimed at the host's Dify surface;
-    ``app_key`` is the workflow app's key from the config. Sync and ``a``-prefixed async methods."""
+    ``app_key`` is the workflow app's key from the config."""
     try:
         from dify_client import Client
     except ImportError:
         pytest.skip("dify-client-python is not installed")
     return Client(api_key=app_key, api_base=host.api_base)
+
+
+def close_shared_clients() -> None:
+    """Close the Dify library's module-level sync ``httpx.Client`` (its kept-alive connections
+    would otherwise be left for interpreter exit to report as unclosed sockets)."""
+    module = sys.modules.get("dify_client._clientx")
+    if module is not None:
+        module._httpx_client.close()
+
+
+@contextlib.asynccontextmanager
+async def async_dify_client(host: RunningHost, app_key: str) -> AsyncIterator[Any]:
+    """The same client's async flavour (``dify_client.AsyncClient``, ``a``-prefixed methods).
+
+    The library sends through one module-level ``httpx.AsyncClient``, whose pooled connections
+    belong to the event loop that opened them; pytest-asyncio gives each test a loop of its own,
+    so for the duration of the ``async with`` the library gets a client of this loop (closed after).
+    """
+    try:
+        from dify_client import AsyncClient, _clientx
+    except ImportError:
+        pytest.skip("dify-client-python is not installed")
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        shared = _clientx._async_httpx_client
+        _clientx._async_httpx_client = http
+        try:
+            yield AsyncClient(api_key=app_key, api_base=host.api_base)
+        finally:
+            _clientx._async_httpx_client = shared

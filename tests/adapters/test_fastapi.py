@@ -41,8 +41,8 @@ async def test_routes_are_documented_with_schemas(sim: Simulator) -> None:
     tidegate_fastapi.mount(app, config(sim, auth={"api_keys": {"app": "sk-app"}}))
     doc = app.openapi()
     assert {p for p in doc["paths"] if p.startswith("/ai")} == {
-        "/ai/v1/chat/completions", "/ai/v1/models", "/ai/metrics", "/ai/healthz",
-    }  # fmt: skip  (the catch-all stays out of the docs)
+        "/ai/v1/chat/completions", "/ai/v1/embeddings", "/ai/v1/models", "/ai/metrics", "/ai/healthz",
+    }  # fmt: skip  (the catch-all stays out of the docs; no Dify routes without workflows)
     chat = doc["paths"]["/ai/v1/chat/completions"]["post"]
     assert chat["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ChatCompletionRequest")
     assert "text/event-stream" in chat["responses"]["200"]["content"]

@@ -41,6 +41,12 @@ class TidegateMiddleware:
         self.surfaces = build_surface_app(self.gateway)
         self._protects = bool(self.gateway.config.protect)
 
+    def routes(self) -> list[tuple[str, str, str]]:
+        """The surfaces' endpoints as ``(method, path, surface name)``, paths relative to the
+        prefix; an endpoint with a path parameter is given as its regex (starting with ``^``).
+        For host adapters that list the endpoints, e.g. in OpenAPI docs."""
+        return self.surfaces.routes()
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":

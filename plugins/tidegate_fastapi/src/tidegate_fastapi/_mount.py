@@ -1,6 +1,7 @@
 """``mount()``: tidegate's surfaces as FastAPI routes, with the app's lifespan and a dependency.
 
-The routes are real ``APIRoute``s so they appear in ``/docs`` with request and response schemas,
+The routes are real ``APIRoute``s so they appear in ``/docs`` with request and response schemas
+(one per endpoint the gateway lists, described in ``_docs.py``),
 but their handler is not FastAPI's: each one hands the raw ASGI request to the gateway's surfaces
 (through a ``TidegateMiddleware`` with no host behind it). That keeps one implementation of the
 wire formats, OpenAI's error envelopes instead of FastAPI's 422, true streaming, and the same
@@ -18,13 +19,13 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Security
-from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
 from tidegate import Gateway, TidegateConfig, TidegateMiddleware, UsageError
 
-from .schemas import ChatCompletion, ChatCompletionRequest, ErrorEnvelope, Health, ModelList
+from ._docs import describe, endpoint_function, template
+from ._protect import ProtectMiddleware
 
 __all__ = ["STATE_KEY", "GatewayDep", "SurfaceRoute", "gateway_dependency", "mount"]
 
@@ -33,50 +34,31 @@ STATE_KEY = "tidegate.gateway"
 
 _FORWARD = "_tidegate_forward"
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope, "description": text}
-    for status, text in [
-        (400, "Invalid request (bad JSON, missing fields)"),
-        (401, "Missing or wrong API key"),
-        (404, "Unknown model"),
-        (413, "Request body too large"),
-        (429, "Rate limited (see Retry-After)"),
-        (502, "The upstream failed"),
-        (503, "Overloaded or shutting down (see Retry-After)"),
-        (504, "The upstream timed out"),
-    ]
-}
-_SSE = {
-    "text/event-stream": {
-        "schema": {"type": "string"},
-        "example": 'data: {"object": "chat.completion.chunk", ...}\n\ndata: [DONE]\n\n',
-    }
-}
-# Endpoint name → the surface path it forwards to (``surface`` is the catch-all).
-_SUFFIXES = {
-    "chat_completions": "/v1/chat/completions",
-    "list_models": "/v1/models",
-    "metrics": "/metrics",
-    "healthz": "/healthz",
-}
 
 ConfigLike = Gateway | TidegateConfig | str | os.PathLike[str]
 
 
 class _Forward:
-    """Raw ASGI hand-off to the surfaces, at the gateway's prefix (stateless, one per route)."""
+    """Raw ASGI hand-off to the surfaces, at the gateway's prefix (stateless, one per route).
 
-    __slots__ = ("_app", "_prefix", "_suffix")
+    ``suffix`` is the route's path under the prefix, a template when it has path parameters
+    (filled from the matched ``path_params``); ``None`` for the catch-all route.
+    """
+
+    __slots__ = ("_app", "_prefix", "_suffix", "_templated")
 
     def __init__(self, app: TidegateMiddleware, prefix: str, suffix: str | None) -> None:
         self._app = app
         self._prefix = prefix
         self._suffix = suffix
+        self._templated = suffix is not None and "{" in suffix
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         suffix = self._suffix
         if suffix is None:  # the catch-all route: whatever `{path}` matched
             suffix = "/" + scope["path_params"].get("path", "")
+        elif self._templated:
+            suffix = suffix.format_map(scope["path_params"])
         path = self._prefix + suffix
         child = {**scope, "path": path, "raw_path": quote(path).encode(), "root_path": ""}
         await self._app(child, receive, send)
@@ -104,32 +86,33 @@ async def _no_host(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def _endpoints() -> dict[str, Callable[..., Any]]:
-    """Fresh endpoint functions (one set per mount, each carrying its own forwarder).
-
-    Their signatures are what FastAPI documents; their bodies never run.
-    """
-
-    async def chat_completions(body: ChatCompletionRequest) -> ChatCompletion:
-        """Create a chat completion (OpenAI-compatible); `"stream": true` answers with SSE."""
-        raise NotImplementedError
-
-    async def list_models() -> ModelList:
-        """List the chat models this gateway serves."""
-        raise NotImplementedError
-
-    async def metrics() -> str:
-        """Prometheus metrics of this gateway."""
-        raise NotImplementedError
-
-    async def healthz() -> Health:
-        """Liveness and lifecycle state of this gateway."""
-        raise NotImplementedError
+def _catch_all() -> Callable[..., Any]:
+    """A fresh catch-all endpoint (each mount's carries its own forwarder)."""
 
     async def surface(path: str) -> None:
-        raise NotImplementedError
+        raise NotImplementedError  # SurfaceRoute answers with tidegate's surfaces instead
 
-    return {fn.__name__: fn for fn in (chat_completions, list_models, metrics, healthz, surface)}
+    return surface
+
+
+def _security(config: TidegateConfig) -> Callable[[str, str], list[Any] | None]:
+    """Which documented endpoints ask for a Bearer key: the gateway's API keys guard the OpenAI
+    surface (and the admin one unless public); Dify routes take a workflow app's key."""
+    auth = config.auth
+    keyed = bool(auth.keys())
+    api_key = [Security(HTTPBearer(auto_error=False, description="A tidegate API key"))]
+    app_key = [Security(HTTPBearer(auto_error=False, scheme_name="DifyAppKey",
+                                   description="A workflow app's key (`workflows.<app>.api_keys`)"))]  # fmt: skip
+    public = {"/metrics": auth.public_metrics, "/healthz": auth.public_health}
+
+    def dependencies(surface: str, path: str) -> list[Any] | None:
+        if surface == "dify":
+            return app_key
+        if not keyed or (surface == "admin" and public.get(path, False)):
+            return None
+        return api_key
+
+    return dependencies
 
 
 def _as_gateway(config: ConfigLike) -> Gateway:
@@ -156,8 +139,12 @@ def mount(
     (so that lifespan can use it) and stops after it; a Gateway that was already started stays the
     caller's to stop. Mount on an ``APIRouter`` before ``include_router`` so FastAPI merges the
     lifespan (FastAPI nests it inside the including app's own lifespan). Every other path under
-    the prefix also goes to tidegate (its other surfaces, its 404/405 envelopes): with an empty
-    prefix, mount last.
+    the prefix also goes to tidegate (its 404/405 envelopes): with an empty prefix, mount last.
+
+    The documented routes are the ones the gateway lists (``TidegateMiddleware.routes()``): the
+    OpenAI and admin surfaces, and the Dify service API when ``workflows:`` are configured. On a
+    ``FastAPI`` app, the config's ``protect:`` rules also guard the app's own routes (an
+    ``APIRouter`` cannot add middleware: mount on the app, or add ``TidegateMiddleware`` yourself).
     """
     gateway = _as_gateway(config)
     router = app.router if isinstance(app, FastAPI) else app
@@ -166,32 +153,30 @@ def mount(
     at = _normalize(gateway.config.prefix if prefix is None else prefix)
     target = TidegateMiddleware(_no_host, gateway=gateway)
     internal = gateway.config.prefix
-    endpoints = _endpoints()
-    for name, fn in endpoints.items():
-        suffix = None if name == "surface" else _SUFFIXES[name]
-        setattr(fn, _FORWARD, _Forward(target, internal, suffix))
-
-    secured = bool(gateway.config.auth.keys())
-    bearer = [Security(HTTPBearer(auto_error=False, description="A tidegate API key"))]
-    common: dict[str, Any] = {"tags": list(tags), "include_in_schema": include_in_schema}
-    add = router.add_api_route
-    add(f"{at}/v1/chat/completions", endpoints["chat_completions"], methods=["POST"],
-        name="tidegate_chat_completions", route_class_override=SurfaceRoute,
-        responses={200: {"content": _SSE, "description": "A completion, or SSE chunks when streaming"},
-                   **_ERRORS},
-        dependencies=bearer if secured else None, **common)  # fmt: skip
-    add(f"{at}/v1/models", endpoints["list_models"], methods=["GET"], name="tidegate_models",
-        route_class_override=SurfaceRoute, responses={401: _ERRORS[401]},
-        dependencies=bearer if secured else None, **common)  # fmt: skip
-    add(f"{at}/metrics", endpoints["metrics"], methods=["GET"], name="tidegate_metrics",
-        route_class_override=SurfaceRoute, response_class=PlainTextResponse, **common)  # fmt: skip
-    add(f"{at}/healthz", endpoints["healthz"], methods=["GET"], name="tidegate_healthz",
-        route_class_override=SurfaceRoute, responses={503: {"model": Health}}, **common)  # fmt: skip
-    # Everything else under the prefix (other surfaces, wrong methods, unknown paths) still gets
-    # tidegate's answer and envelope rather than FastAPI's.
-    add(f"{at}/{{path:path}}", endpoints["surface"], methods=_METHODS, name="tidegate_surface",
-        route_class_override=SurfaceRoute, include_in_schema=False)  # fmt: skip
-
+    common: dict[str, Any] = {"tags": list(tags), "include_in_schema": include_in_schema,
+                              "route_class_override": SurfaceRoute}  # fmt: skip
+    security = _security(gateway.config)
+    for method, listed, surface in target.routes():
+        path = template(listed)
+        if path is None:  # a regex we cannot spell as a template: served by the catch-all only
+            continue
+        path, doc = describe(method, path, surface)
+        endpoint = endpoint_function(doc, path)
+        setattr(endpoint, _FORWARD, _Forward(target, internal, path))
+        extra: dict[str, Any] = {"response_class": doc.response_class} if doc.response_class else {}
+        router.add_api_route(
+            at + path, endpoint, methods=[method], name=f"tidegate_{doc.name}",
+            response_model=doc.response_model, responses=doc.responses or None,
+            dependencies=security(surface, path), **extra, **common,
+        )  # fmt: skip
+    # Everything else under the prefix (wrong methods, unknown paths) still gets tidegate's
+    # answer and envelope rather than FastAPI's.
+    catch_all = _catch_all()
+    setattr(catch_all, _FORWARD, _Forward(target, internal, None))
+    router.add_api_route(f"{at}/{{path:path}}", catch_all, methods=_METHODS, name="tidegate_surface",
+                         **{**common, "include_in_schema": False})  # fmt: skip
+    if gateway.config.protect and isinstance(app, FastAPI):
+        app.add_middleware(ProtectMiddleware, gateway=gateway, skip=(internal, at))
     router.lifespan_context = _joined_lifespan(router.lifespan_context, gateway)
     if isinstance(app, FastAPI):
         app.state.tidegate = gateway

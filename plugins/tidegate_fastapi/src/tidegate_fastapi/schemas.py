@@ -1,4 +1,4 @@
-"""Pydantic models that describe the surfaces in FastAPI's OpenAPI document.
+"""Pydantic models that describe the OpenAI and admin surfaces in FastAPI's OpenAPI document.
 
 They exist for the docs only: requests never pass through them (the routes hand the raw ASGI
 request to tidegate, which validates with msgspec and answers with OpenAI's error envelope instead
@@ -16,6 +16,9 @@ __all__ = [
     "ChatCompletion",
     "ChatCompletionRequest",
     "ChatMessage",
+    "Embedding",
+    "EmbeddingList",
+    "EmbeddingsRequest",
     "ErrorEnvelope",
     "Health",
     "ModelList",
@@ -91,6 +94,40 @@ class ChatCompletion(_Open):
     model: str
     choices: list[Choice]
     usage: Usage | None = None
+
+
+class EmbeddingsRequest(_Open):
+    """An OpenAI embeddings request, answered by a configured embedder or embeddings upstream."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"model": "default", "input": ["first text", "second text"]}]},
+    )
+
+    model: str = Field(description="An embedder under `embeddings:`, or a model of kind `embeddings`.")
+    input: str | list[str] = Field(description="One text or a non-empty array of texts.")
+    encoding_format: Literal["float", "base64"] | None = Field(
+        default=None, description="`base64`: little-endian float32 bytes, base64-encoded."
+    )
+    user: str | None = None
+
+
+class Embedding(_Open):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(_Open):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(_Open):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
 
 
 class ModelCard(_Open):
