@@ -19,16 +19,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+import msgspec
+
 from ._concurrency import WorkerPool
 from .admission import Admission
 from .config import TidegateConfig, load_config
 from .context import RequestContext
-from .errors import NotFoundError, ShuttingDown, UsageError
+from .errors import NotFoundError, ShuttingDown, TidegateError, UsageError
 from .metrics import Metrics
 from .providers.upstream import Upstream
 from .routing import Router
 
 __all__ = ["Gateway"]
+
+_encode = msgspec.json.Encoder().encode
 
 State = Literal["unopened", "starting", "running", "draining", "stopped"]
 
@@ -328,6 +332,32 @@ class Gateway:
         if self.workflows is None:
             raise NotFoundError("No workflows are configured (add a `workflows:` section)")
         return self.workflows
+
+    async def admit_host(
+        self, path: str, *, client_ip: str | None = None, headers: dict[str, str] | None = None
+    ) -> Any:
+        """Admission for a host-app request under ``protect:`` rules, for host adapters.
+
+        Returns ``None`` when no rule guards ``path``; otherwise a ticket to hold (``async with``)
+        while the host handles the request. Raises ``RateLimited`` (429) or ``Overloaded`` (503);
+        :meth:`host_refusal` turns those into a response.
+        """
+        if not self.admission.guards(path):
+            return None
+        await self.ensure_started()
+        from .admission import RequestInfo
+
+        info = RequestInfo(surface="host", path=path, client_ip=client_ip, headers=headers or {})
+        return await self.admission.admit(info)
+
+    @staticmethod
+    def host_refusal(exc: TidegateError) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers (Retry-After, RateLimit-*) and JSON body refusing a host request."""
+        from .admission import error_headers
+
+        body = _encode({"error": {"message": exc.message, "code": exc.code, "status": exc.status}})
+        headers = {"content-type": "application/json", **error_headers(exc)}
+        return exc.status, headers, body
 
     def model_names(self) -> list[str]:
         """What a client may put in ``model``: tiers (and ``auto``) first, then chat deployments."""

@@ -12,9 +12,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import msgspec
-
-from ..admission import RequestInfo, error_headers
 from ..config import TidegateConfig
 from ..errors import TidegateError, UsageError
 from ..gateway import Gateway
@@ -65,26 +62,20 @@ class TidegateMiddleware:
     async def _guarded(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """A host route under ``protect:`` limits: admitted, or refused with 429/503 here."""
         gateway = self.gateway
-        path = route_path(scope)
-        if not gateway.admission.guards(path):
-            await self.app(scope, receive, send)
-            return
-        await gateway.ensure_started()
-        headers = header_map(scope)
         client = scope.get("client")
-        info = RequestInfo(
-            surface="host", path=path, client_ip=client[0] if client else None, headers=headers
-        )
         try:
-            ticket = await gateway.admission.admit(info)
-        except TidegateError as exc:
-            body = msgspec.json.encode(
-                {"error": {"message": exc.message, "code": exc.code, "status": exc.status}}
+            ticket = await gateway.admit_host(
+                route_path(scope), client_ip=client[0] if client else None, headers=header_map(scope)
             )
-            raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            raw += [(k.lower().encode(), v.encode()) for k, v in error_headers(exc).items()]
-            await send({"type": "http.response.start", "status": exc.status, "headers": raw})
+        except TidegateError as exc:
+            status, headers, body = gateway.host_refusal(exc)
+            raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+            raw.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": raw})
             await send({"type": "http.response.body", "body": body})
+            return
+        if ticket is None:
+            await self.app(scope, receive, send)
             return
         async with ticket:
             await self.app(scope, receive, send)
