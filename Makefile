@@ -30,6 +30,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests plugins conformance examples
+	$(BIN)/mypy --strict src
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info

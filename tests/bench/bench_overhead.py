@@ -23,8 +23,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _apps import make_host  # noqa: E402
-from _harness import (  # noqa: E402
+from _apps import make_host
+from _harness import (
     free_port,
     latencies,
     median,
@@ -36,8 +36,8 @@ from _harness import (  # noqa: E402
     wrk,
 )
 
-from tidegate import Gateway, TidegateMiddleware  # noqa: E402
-from tidegate.config import parse_config  # noqa: E402
+from tidegate import Gateway, TidegateMiddleware
+from tidegate.config import parse_config
 
 BODY = {"model": "light", "messages": [{"role": "user", "content": "How do I get a refund?"}], "max_tokens": 16}
 

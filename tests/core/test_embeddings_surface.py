@@ -10,11 +10,10 @@ import numpy as np
 import openai
 import pytest
 
+from support.servers import serve
 from tidegate import Gateway, NotFoundError, TidegateMiddleware
 from tidegate.config import parse_config
 from tidegate.providers.simulator import Simulator
-
-from support.servers import serve
 
 
 async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
