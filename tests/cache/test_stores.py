@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from cache.helpers import Clock, completion
 from tidegate._concurrency import WorkerPool
@@ -119,6 +120,7 @@ async def test_partition_promotes_to_hnsw_and_keeps_serving(pool: WorkerPool) ->
     for i in range(64):
         await index.add(i + 1, vectors[i])
     assert index.rebuilding  # promotion started in the background
+    await asyncio.sleep(0)  # it takes its snapshot: adds in exact mode never yield, so it would wait
     for i in range(64, 200):  # writes during the rebuild are logged and replayed
         await index.add(i + 1, vectors[i])
         if i % 3 == 0:
@@ -214,3 +216,61 @@ async def test_graph_paths_batch_adds_and_pool_searches(pool: WorkerPool, monkey
     await index.add(201, vectors[200])
     assert (await index.search(vectors[200], 1))[0][0] == 201
     assert len(index) == 181
+
+
+async def test_every_vector_of_a_built_graph_is_reachable(pool: WorkerPool) -> None:
+    # USearch's multi-threaded batch add strands nodes (stored, yet never found by search): before
+    # inserts went single-threaded, about half of the 2k-vector builds on 2 cores had one or more.
+    rng = np.random.default_rng(9)
+    vectors = [unit(rng, 2500) for _ in range(6)]
+    indexes = [PartitionIndex(dim=32, dtype="f32", exact_below=64, pool=pool) for _ in vectors]
+    keys = list(range(1, 2501))
+    await asyncio.gather(*(ix.add_many(keys[:2000], v[:2000]) for ix, v in zip(indexes, vectors, strict=True)))
+    await asyncio.gather(*(ix.settle() for ix in indexes))  # promotion: one batch build each
+    assert all(ix.mode == "hnsw" for ix in indexes)
+    await asyncio.gather(*(ix.add_many(keys[2000:], v[2000:]) for ix, v in zip(indexes, vectors, strict=True)))
+    for ix, v in zip(indexes, vectors, strict=True):
+        missed = [key for key in keys if (await ix.search(v[key - 1], 1))[0][0] != key]
+        assert missed == []
+
+
+@pytest.mark.parametrize("yield_every", [0, 1, 4])
+async def test_writes_racing_a_promotion_land_exactly_once(pool: WorkerPool, yield_every: int) -> None:
+    """Adds, discards and a key re-added with a new vector, made after the promotion took its
+    snapshot: some logged before the build ends, some waiting on the lock during the replay, some
+    after the swap. The graph must end up holding exactly the live keys with their last vector."""
+    rng = np.random.default_rng(10)
+    vectors = unit(rng, 260)
+    index = PartitionIndex(dim=32, dtype="f32", exact_below=64, pool=pool)
+    live: dict[int, np.ndarray] = {}
+    for i in range(64):
+        await index.add(i + 1, vectors[i])
+        live[i + 1] = vectors[i]
+    assert index.rebuilding
+    await asyncio.sleep(0)  # the rebuild has its snapshot; everything below is logged or later
+    gone: set[int] = set()
+    for step, i in enumerate(range(64, 200)):
+        await index.add(i + 1, vectors[i])
+        live[i + 1] = vectors[i]
+        if i % 3 == 0:  # a key of the snapshot, then one added after it
+            for key in (i - 60, i + 1):
+                index.discard(key)
+                live.pop(key, None)
+                gone.add(key)
+        if i % 5 == 0:  # re-added with another vector: the old one must not come back
+            key, fresh = i - 61, vectors[200 + i // 5 - 13]  # rows 200..226: used by no other key
+            index.discard(key)
+            await index.add(key, fresh)
+            live[key] = fresh
+            gone.discard(key)
+        if yield_every and step % yield_every == 0:
+            await asyncio.sleep(0)
+    await index.settle()
+    assert index.mode == "hnsw" and index.rebuilds >= 1 and not index.rebuilding
+    assert len(index) == len(live)
+    for key, vector in live.items():
+        found = await index.search(vector, 3)
+        assert found[0][0] == key and found[0][1] == pytest.approx(1.0, abs=1e-5)
+        assert not gone & {k for k, _ in found}
+    for key in gone:  # a discarded key is not found even by its own vector
+        assert all(k != key for k, _ in await index.search(vectors[key - 1], 5))

@@ -6,6 +6,10 @@ on its first add, so a partition starts as a numpy matrix searched exactly on th
 USearch call goes through the pool from then on: USearch holds one mutex per index, so a search
 on the loop could wait behind an insert running in a worker.
 
+Every insert is single-threaded (``threads=1``): USearch's multi-threaded batch add races between
+concurrent inserts and leaves some nodes stored but unreachable by search (unum-cloud/USearch#735,
+~1 % of a 1k-vector build on 2 cores), i.e. cached answers that can never hit again.
+
 Rebuilds (that promotion, compaction once removals pile up, demotion when it shrinks) run in the
 background: a snapshot is built in the pool while the live structure keeps serving; operations
 made meanwhile are logged and replayed onto the new structure under the mutation lock, then the
@@ -252,13 +256,17 @@ class PartitionIndex:
                 else:
                     keys = np.fromiter(self._members, dtype=np.uint64, count=len(self._members))
             if index is not None:
-                vectors = await self._writing(_get_vectors, index, keys, self.dim)
+                # Keys discarded since the snapshot may be gone from the graph already; they are
+                # in the log, so dropping them here loses nothing.
+                keys, vectors = await self._writing(_get_vectors, index, keys, self.dim)
             to_graph = len(keys) >= self.exact_below // 2
             built = await self._pool.run(_build, keys, vectors, self.dim, self.dtype, to_graph)
+            removed = 0
             async with self._lock:
                 while self._log:
                     batch, self._log = self._log, []
                     if isinstance(built, Index):
+                        removed += sum(1 for _, vector in batch if vector is None)
                         await self._pool.run(_apply_index, built, batch)
                     else:
                         _apply_exact(built, batch)
@@ -268,12 +276,15 @@ class PartitionIndex:
                 else:
                     self._exact, self._index = built, None
                 self._pending = []
-                self._removed = 0
+                self._removed = removed  # replayed removals are dead nodes of the new graph
                 self.rebuilds += 1
         finally:
             if self._rebuild is asyncio.current_task():  # not replaced after a cancel()
                 self._log = None
                 self._rebuild = None
+        # Writes made during the rebuild may already call for the next one (grew past
+        # ``exact_below`` while demoting, many removals replayed): nothing else would notice.
+        self.maintain()
 
     async def settle(self) -> None:
         """Wait until no rebuild is running (tests and benchmarks; requests never wait)."""
@@ -305,15 +316,19 @@ def _apply_exact(target: ExactVectors, ops: list[_Op]) -> None:
 
 
 def _apply_index(index: Index, ops: list[_Op]) -> None:
-    """Apply ops in order; runs of adds go in as one batch (USearch spreads those over threads)."""
+    """Apply ops in order; runs of adds go in as one batch call (one pool hop, one mutex hold)."""
     keys: list[int] = []
     rows: list[np.ndarray] = []
 
     def flush() -> None:
         if keys:
-            fresh = [i for i, k in enumerate(keys) if not index.contains(k)]
+            fresh: dict[int, int] = {}  # USearch raises on duplicate keys; the first add wins, as in ExactVectors
+            for i, k in enumerate(keys):
+                if k not in fresh and not index.contains(k):
+                    fresh[k] = i
             if fresh:
-                index.add(np.array([keys[i] for i in fresh], dtype=np.uint64), np.stack([rows[i] for i in fresh]))
+                batch = np.fromiter(fresh, dtype=np.uint64, count=len(fresh))
+                index.add(batch, np.stack([rows[i] for i in fresh.values()]), threads=1)
             keys.clear()
             rows.clear()
 
@@ -334,21 +349,23 @@ def _search_index(index: Index, vector: np.ndarray, count: int) -> list[tuple[in
     return [(int(k), 1.0 - float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)]
 
 
-def _get_vectors(index: Index, keys: np.ndarray, dim: int) -> np.ndarray:
-    out = np.zeros((len(keys), dim), dtype=np.float32)
+def _get_vectors(index: Index, keys: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The stored vectors of ``keys``, without the keys the graph no longer holds (USearch
+    returns None for those; a zero row would enter the new graph as a real node)."""
     if len(keys) == 0:
-        return out
+        return keys, np.zeros((0, dim), dtype=np.float32)
     rows = index.get(keys, dtype="f32")
     if isinstance(rows, np.ndarray) and rows.ndim == 2:
-        return np.ascontiguousarray(rows, dtype=np.float32)
-    for i, row in enumerate(rows or ()):
-        if row is not None:
-            out[i] = row
-    return out
+        return keys, np.ascontiguousarray(rows, dtype=np.float32)
+    found = [(i, row) for i, row in enumerate(rows or ()) if row is not None]
+    out = np.zeros((len(found), dim), dtype=np.float32)
+    for j, (_, row) in enumerate(found):
+        out[j] = row
+    return keys[[i for i, _ in found]], out
 
 
 _EXPANSION_ADD = 64
-"""64 instead of USearch's 128 instead of USearch's 128: inserts cost half (~150 µs f32 at 384-d on this
+"""64 instead of USearch's 128: inserts cost half (~150 µs f32 at 384-d on this
 class of machine) at the same recall@1 for the near neighbours a cache looks for."""
 
 
@@ -362,5 +379,7 @@ def _build(
         expansion_search=64,
     )  # fmt: skip
     if len(keys):
-        index.add(keys, np.ascontiguousarray(vectors, dtype=np.float32))
+        # threads=1: parallel inserts strand nodes (see the module docstring); ~1.3x slower on 2
+        # cores, and this runs in the background anyway.
+        index.add(keys, np.ascontiguousarray(vectors, dtype=np.float32), threads=1)
     return index

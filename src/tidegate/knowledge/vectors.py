@@ -13,7 +13,6 @@ the metric.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Literal
@@ -109,10 +108,10 @@ class VectorIndex:
             return
         self._writable()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        # One core stays free for the event loop: a build on every core starves it for
-        # scheduler slices (~5 ms each), which every in-flight request would feel.
-        threads = max(1, (os.cpu_count() or 1) - 1)
-        self.index.add(np.ascontiguousarray(keys, dtype=np.uint64), vectors, threads=threads)
+        # One insert thread: USearch's parallel batch add can leave nodes stored but unreachable
+        # by search (unum-cloud/USearch#735, seen here as ~1 % of a 1k build with 2 threads).
+        # It also keeps a core free for the event loop. Searches may still use threads.
+        self.index.add(np.ascontiguousarray(keys, dtype=np.uint64), vectors, threads=1)
         self._version += 1
 
     def remove(self, keys: list[int]) -> None:
