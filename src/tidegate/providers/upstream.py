@@ -93,14 +93,17 @@ class Upstream:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + float(self.config.timeout)
-        mark = started
+        # Durations use perf_counter: uvloop's loop.time() ticks in whole milliseconds, which
+        # would make sub-millisecond upstream calls look like tidegate's own overhead.
+        clock = time.perf_counter
+        began = mark = clock()
         try:
             response = await self._post("/chat/completions", payload, started, deadline)
         except BaseException:
             if ctx is not None:
-                ctx.upstream_seconds += loop.time() - mark
+                ctx.upstream_seconds += clock() - mark
             if self.observe is not None:
-                self.observe(self.name, "error", loop.time() - started)
+                self.observe(self.name, "error", clock() - began)
             raise
         clean = False
         waiting = True
@@ -146,20 +149,20 @@ class Upstream:
                         upstream=self.name,
                     )
                 if ctx is not None:  # count only time spent waiting on the upstream
-                    ctx.upstream_seconds += loop.time() - mark
+                    ctx.upstream_seconds += clock() - mark
                 waiting = False
                 yield event
                 waiting = True
-                mark = loop.time()
+                mark = clock()
         finally:
             if clean:
                 response.release()
             else:
                 response.close()  # abort: the upstream sees the connection drop
             if ctx is not None and waiting:
-                ctx.upstream_seconds += loop.time() - mark
+                ctx.upstream_seconds += clock() - mark
             if self.observe is not None:
-                self.observe(self.name, "ok" if clean else "error", loop.time() - started)
+                self.observe(self.name, "ok" if clean else "error", clock() - began)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -169,6 +172,7 @@ class Upstream:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + float(self.config.timeout)
+        began = time.perf_counter()  # durations: see stream()
         outcome = "error"
         try:
             response = await self._post(path, payload, started, deadline)
@@ -200,7 +204,7 @@ class Upstream:
             outcome = "ok"
             return result
         finally:
-            elapsed = loop.time() - started
+            elapsed = time.perf_counter() - began
             if ctx is not None:
                 ctx.upstream_seconds += elapsed
             if self.observe is not None:

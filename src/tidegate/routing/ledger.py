@@ -6,7 +6,7 @@ same records (and tests can read them) without importing each other.
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
@@ -78,7 +78,7 @@ class Win(Generic[T]):
             return
         self.settled = True
         if latency is None:
-            latency = asyncio.get_running_loop().time() - self.started
+            latency = time.perf_counter() - self.started
         self.deployment.end(latency, ok=True)
 
 

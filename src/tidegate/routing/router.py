@@ -234,7 +234,7 @@ class Router:
                     continue
                 deployment.begin(tokens)
                 ledger.attempts += 1
-                started = loop.time()
+                started = time.perf_counter()  # latency: loop.time() ticks in ms under uvloop
                 timeout = (
                     remaining
                     if policy.attempt_timeout is None
@@ -252,7 +252,7 @@ class Router:
                     self.metrics.attempts.labels(deployment.name, outcome).inc()
                     if kind in ("retry", "fallback"):
                         deployment.breaker.record_failure()
-                        deployment.end(loop.time() - started, ok=False)
+                        deployment.end(time.perf_counter() - started, ok=False)
                     else:
                         deployment.breaker.release()
                         deployment.done()

@@ -13,7 +13,7 @@ upstream connection even when the consumer opened the stream and never iterated 
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -102,9 +102,7 @@ class RouteStream:
             self._replay = degraded_chunks(router.degraded_text or "")
             self.decision = router.give_up(plan, ledger, exc)
             return self.decision
-        win.deployment.observe(
-            asyncio.get_running_loop().time() - win.started
-        )  # time to first chunk
+        win.deployment.observe(time.perf_counter() - win.started)  # time to first chunk
         self._win = win
         self._first = win.result[1]
         self.decision = router.decide(plan, ledger, win, ctx, settle=False)
