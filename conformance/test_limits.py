@@ -74,10 +74,7 @@ def test_limit_is_scoped_to_its_path(host: RunningHost) -> None:
     assert chat.status == 200 and "ratelimit-limit" not in chat.headers
 
 
-def test_protected_host_route(host: RunningHost, request: pytest.FixtureRequest) -> None:
-    if host.name == "flask":
-        reason = "the Flask extension only sees its prefix's routes, so `protect:` rules are not enforced"
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+def test_protected_host_route(host: RunningHost) -> None:
     path = f"/guarded/{uuid.uuid4().hex}"
     admitted = [http("GET", host.url + path) for _ in range(2)]
     for reply in admitted:  # the host's own answer: tidegate let it through untouched

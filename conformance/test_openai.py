@@ -55,7 +55,7 @@ def test_models_list(host: RunningHost) -> None:
     with openai_client(host) as client:
         models = [m.id for m in client.models.list()]
     # Tiers come first (``auto`` asks the scorer to pick one), then every chat deployment.
-    assert models == ["auto", "fast", "deep", "flaky", "light", "paced", "broken", "small", "large", "unreachable"]
+    assert models == ["auto", "fast", "deep", "flaky", "light", "paced", "broken", "small", "large", "unreachable", "cached"]
 
 
 def test_curl_reads_sse_unchanged(host: RunningHost) -> None:

@@ -11,13 +11,14 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from tidegate_flask import Tidegate
 
-from tidegate import Gateway, ShuttingDown, UsageError
+from tidegate import NotFoundError, RequestError, ShuttingDown, UsageError
 from tidegate.config import parse_config
 from tidegate.providers.simulator import Simulator
 
@@ -168,37 +169,37 @@ def test_sync_helpers(made: tuple[Flask, Tidegate], thread_sim: Simulator) -> No
         extension.chat(MESSAGES, model="missing")
 
 
-def test_workflow_helpers_explain_a_missing_engine(made: tuple[Flask, Tidegate]) -> None:
-    _, extension = made
-    if hasattr(extension.gateway, "run_workflow"):
-        pytest.skip("this Gateway has a workflow engine")
-    with pytest.raises(UsageError, match="`run_workflow` needs tidegate's workflow engine"):
-        extension.run_workflow("customer_service", {"query": "hi"})
-    with pytest.raises(UsageError, match="`stream_workflow`"):
-        extension.stream_workflow("customer_service", {"query": "hi"})
+GREET = Path(__file__).resolve().parents[2] / "conformance/tidegate_conformance/workflows/greet.yml"
 
 
-class _WorkflowGateway(Gateway):
-    """Stands in for the engine's entry points (another component) to check the delegation."""
-
-    async def run_workflow(self, name: str, inputs: dict[str, Any], *, user: str | None = None) -> dict[str, Any]:
-        return {"workflow": name, "inputs": inputs, "user": user, "loop": threading.current_thread().name}
-
-    async def stream_workflow(self, name: str, inputs: dict[str, Any]) -> Any:
-        for step in ("workflow_started", "node_finished", "workflow_finished"):
-            yield {"event": step, "workflow": name}
-
-
-def test_workflow_helpers_delegate_to_the_gateway(thread_sim: Simulator) -> None:
+def test_workflow_helpers_run_a_real_workflow(thread_sim: Simulator) -> None:
     app = Flask(__name__)
-    extension = Tidegate(app, _WorkflowGateway(config(thread_sim)))
+    extension = Tidegate(app, config(thread_sim, workflows={"greet": {"file": str(GREET)}}))
     try:
-        result = extension.run_workflow("support", {"query": "hi"}, user="u1")
-        assert result == {"workflow": "support", "inputs": {"query": "hi"}, "user": "u1", "loop": "tidegate-loop"}
-        events = [e["event"] for e in extension.stream_workflow("support", {})]
-        assert events == ["workflow_started", "node_finished", "workflow_finished"]
+        result = extension.run_workflow("greet", {"name": "Ada", "visits": 3}, user="u1")
+        assert result.status == "succeeded"
+        assert result.outputs == {"greeting": "Hello Ada, visit number 3!"}
+        events = list(extension.stream_workflow("greet", {"name": "Bo", "visits": 1}))
+        kinds = [type(event).__name__ for event in events]
+        assert kinds[0] == "WorkflowStarted" and kinds[-1] == "WorkflowFinished"
+        assert kinds.count("NodeFinished") == 3  # start → template-transform → end
+        text = "".join(e.text for e in events if type(e).__name__ == "TextChunk")
+        assert text == events[-1].outputs["greeting"] == "Hello Bo, visit number 1!"
+        with pytest.raises(NotFoundError, match="The workflow `nope` does not exist"):
+            extension.run_workflow("nope", {})
+        with pytest.raises(RequestError, match="Name is required"):
+            extension.run_workflow("greet", {})
     finally:
         extension.close()
+
+
+def test_workflow_helpers_without_workflows_say_so(made: tuple[Flask, Tidegate]) -> None:
+    _, extension = made
+    with pytest.raises(NotFoundError, match="No workflows are configured"):
+        extension.run_workflow("greet", {"name": "Ada"})
+    stream = extension.stream_workflow("greet", {"name": "Ada"})
+    with pytest.raises(NotFoundError, match="No workflows are configured"):
+        next(stream)
 
 
 def test_close_drains_then_stops_everything(thread_sim: Simulator) -> None:

@@ -12,7 +12,9 @@
 
 Serve with a threaded WSGI server (``waitress-serve --threads=16 app:app``). The Gateway runs on
 one event-loop thread per process; WSGI threads cross into it and streams come back through a
-bounded queue, so a slow client never makes the process buffer without limit.
+bounded queue, so a slow client never makes the process buffer without limit. The config's
+``protect:`` rules also guard the app's own routes (429/503 from tidegate, the slot held until the
+response has been sent).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from tidegate import (
 from ._channel import Channel, Drain
 from ._exchange import Exchange, environ_to_scope, read_body
 from ._loop import LoopThread
+from ._protect import Protected
 
 __all__ = ["Tidegate"]
 
@@ -88,6 +89,8 @@ class Tidegate:
     ``queue_size`` bounds the chunks buffered per stream between the loop and a WSGI thread;
     ``timeout`` bounds each wait of a WSGI thread on the loop. With ``start=True`` the gateway
     starts in ``init_app`` so config and upstream problems show at boot, not on the first request.
+    With ``protect:`` rules in the config, ``init_app`` wraps ``app.wsgi_app`` so the app's own
+    routes are admitted (or refused with 429/503) by them; see ``_protect``.
     """
 
     def __init__(
@@ -138,6 +141,8 @@ class Tidegate:
             provide_automatic_options=False,
         )  # fmt: skip
         app.extensions["tidegate"] = self
+        if cfg.protect:  # host routes under `protect:` rules: admitted on the loop, held to the end
+            app.wsgi_app = Protected(app.wsgi_app, self, at)  # type: ignore[method-assign]
         if self._eager:
             self.start()
 
@@ -149,6 +154,10 @@ class Tidegate:
     def gateway(self) -> Gateway:
         """The running Gateway of this process (for ``extension.run(gateway.method(...))``)."""
         return self._current().gateway
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _current(self) -> _Runtime:
         runtime = self._runtime  # the fast path every request takes: no lock
@@ -262,19 +271,14 @@ class Tidegate:
         """``gateway.stream_chat`` from sync code: ``chat.completion.chunk`` dicts."""
         return self.iterate(self.gateway.stream_chat(messages, model=model, **params), timeout=timeout)
 
-    def run_workflow(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-        """``gateway.run_workflow(...)`` from sync code (same arguments)."""
-        return self.run(self._workflow_method("run_workflow")(*args, **kwargs), timeout=timeout)
+    def run_workflow(self, name: str, inputs: dict[str, Any] | None = None, *,
+                     timeout: float | None = None, **options: Any) -> Any:  # fmt: skip
+        """``gateway.run_workflow`` from sync code: the run's ``RunResult`` (status, outputs…)."""
+        return self.run(self.gateway.run_workflow(name, inputs, **options), timeout=timeout)
 
-    def stream_workflow(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> Iterator[Any]:
-        """``gateway.stream_workflow(...)`` from sync code: its events, through a bounded channel."""
-        return self.iterate(self._workflow_method("stream_workflow")(*args, **kwargs), timeout=timeout)
+    def stream_workflow(self, name: str, inputs: dict[str, Any] | None = None, *,
+                        timeout: float | None = None, **options: Any) -> Iterator[Any]:  # fmt: skip
+        """``gateway.stream_workflow`` from sync code: its events, through a bounded channel.
 
-    def _workflow_method(self, name: str) -> Any:
-        method = getattr(self.gateway, name, None)
-        if method is None:
-            raise UsageError(
-                f"`{name}` needs tidegate's workflow engine, and this Gateway has no `{name}` "
-                "(install a tidegate version with workflows)"
-            )
-        return method
+        Closing the iterator early stops the run."""
+        return self.iterate(self.gateway.stream_workflow(name, inputs, **options), timeout=timeout)
