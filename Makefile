@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= dev,server,local
+EXTRAS ?= dev,server,local,multilingual,e5
 STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test bench lint clean
