@@ -5,21 +5,12 @@ from typing import Any
 
 import pytest
 
-from support.dsl import dsl, edge, node
+from support.dsl import dsl, edge, node, simple_dsl
 
 
 @pytest.fixture
 def simple() -> dict[str, Any]:
-    """start(x) → template → end(out)."""
-    return dsl(
-        [
-            node("start", "start", "Start", variables=[{"variable": "x", "label": "x", "type": "text-input", "required": True}]),
-            node("tpl", "template-transform", "Template", template="hi {{ x }}",
-                 variables=[{"variable": "x", "value_selector": ["start", "x"]}]),
-            node("end", "end", "End", outputs=[{"variable": "out", "value_selector": ["tpl", "output"]}]),
-        ],
-        [edge("start", "tpl"), edge("tpl", "end")],
-    )
+    return simple_dsl()
 
 
 @pytest.fixture

@@ -47,3 +47,16 @@ def dsl(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], *, mode: str =
             **workflow,
         },
     }
+
+
+def simple_dsl() -> dict[str, Any]:
+    """start(x) → template → end(out)."""
+    return dsl(
+        [
+            node("start", "start", "Start", variables=[{"variable": "x", "label": "x", "type": "text-input", "required": True}]),
+            node("tpl", "template-transform", "Template", template="hi {{ x }}",
+                 variables=[{"variable": "x", "value_selector": ["start", "x"]}]),
+            node("end", "end", "End", outputs=[{"variable": "out", "value_selector": ["tpl", "output"]}]),
+        ],
+        [edge("start", "tpl"), edge("tpl", "end")],
+    )
