@@ -111,6 +111,10 @@ class _MiniLM:
             str(model_file), options, providers=["CPUExecutionProvider"]
         )
         self.inputs = {i.name for i in self.session.get_inputs()}
+        # onnxruntime's first runs allocate and specialise kernels (~100+ ms): pay that at start,
+        # for a single query and for a full batch, not on the first requests.
+        self.encode(["warm up"], "query")
+        self.encode(["warm up the batch path"] * 16, "query")
 
     def encode(self, texts: list[str], kind: InputKind) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(texts)
