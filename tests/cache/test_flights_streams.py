@@ -199,3 +199,44 @@ async def test_close_ends_shared_calls_and_leaves_no_tasks(make_cache: Any, no_l
     results = await asyncio.gather(waiting, streaming_task, return_exceptions=True)
     assert all(type(r).__name__ == "ShuttingDown" for r in results)
     await no_leaked_tasks()
+
+
+async def test_deferred_store_work_runs_after_every_waiter_has_its_answer() -> None:
+    from tidegate.cache.flight import Flights
+
+    flights, order = Flights(), []
+    gate = asyncio.Event()
+
+    async def produce() -> dict[str, Any]:
+        await gate.wait()
+        return {"answer": 1}
+
+    def store(response: dict[str, Any]) -> Any:
+        order.append("recorded")  # before anyone sees the answer: a repeat right after hits
+
+        async def later() -> None:
+            order.append("deferred")
+
+        return later
+
+    async def waiter(name: str) -> None:
+        await flights.call(b"k", produce, store)
+        order.append(name)
+
+    tasks = [asyncio.create_task(waiter(f"waiter {i}")) for i in range(3)]
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(*tasks)
+    await flights.settle()
+    assert order == ["recorded", "waiter 0", "waiter 1", "waiter 2", "deferred"]
+    await flights.aclose()
+
+
+async def test_a_stored_miss_is_found_by_meaning_at_once(make_cache: Any) -> None:
+    # The vector goes in with the answer (no thread hop, no wait), so a paraphrase right after
+    # the first answer is already a semantic hit.
+    cache, up = await make_cache(), Upstream()
+    await cache.complete(ask("How do I get a refund for my order?"), ctx(), up.complete)
+    c = ctx()
+    await cache.complete(ask("how do i get a refund for my order please"), c, up.complete)
+    assert up.calls == 1 and dict(c.response_headers)["cache-status"].endswith("detail=semantic")

@@ -71,7 +71,7 @@ async def test_semantic_store_bounded_across_partitions(clock: Clock, pool: Work
                           evicted=lambda reason, _e: evicted.append(reason))  # fmt: skip
     vectors = unit(rng, 1000)
     for i in range(1000):
-        await store.put(f"p{i % 200}".encode(), f"question {i}", f"question {i}", vectors[i], entry(str(i), clock))
+        store.put(f"p{i % 200}".encode(), f"question {i}", f"question {i}", vectors[i], entry(str(i), clock))
         assert len(store) <= 50
     assert store.partitions <= 50
     assert evicted.count("lru") == 950
@@ -89,8 +89,8 @@ async def test_semantic_ttl_is_checked_lazily_and_swept(clock: Clock, pool: Work
     rng = np.random.default_rng(2)
     store = SemanticStore(max_entries=100, clock=clock, pool=pool, dim=32)
     v = unit(rng, 2)
-    await store.put(b"p", "short", "short", v[0], entry("a", clock, ttl=10))
-    await store.put(b"p", "long", "long", v[1], entry("b", clock, ttl=100))
+    store.put(b"p", "short", "short", v[0], entry("a", clock, ttl=10))
+    store.put(b"p", "long", "long", v[1], entry("b", clock, ttl=100))
     clock.advance(10)
     assert await store.search(b"p", v[0], k=2) != [] and all(i.question == "long" for i, _ in await store.search(b"p", v[0], k=2))
     assert store.get_normalized(b"p", "short") is None
@@ -102,8 +102,8 @@ async def test_semantic_ttl_is_checked_lazily_and_swept(clock: Clock, pool: Work
 
 async def test_same_text_replaces_the_older_entry(clock: Clock, pool: WorkerPool) -> None:
     store = SemanticStore(max_entries=10, clock=clock, pool=pool)  # no embedder: text only
-    await store.put(b"p", "Hi?", "hi", None, entry("old", clock))
-    await store.put(b"p", "hi", "hi", None, entry("new", clock))
+    store.put(b"p", "Hi?", "hi", None, entry("old", clock))
+    store.put(b"p", "hi", "hi", None, entry("new", clock))
     item = store.get_normalized(b"p", "hi")
     assert len(store) == 1 and item is not None
     answer = item.entry.completion()
@@ -118,11 +118,11 @@ async def test_partition_promotes_to_hnsw_and_keeps_serving(pool: WorkerPool) ->
     vectors = unit(rng, 300)
     index = PartitionIndex(dim=32, dtype="f32", exact_below=64, pool=pool)
     for i in range(64):
-        await index.add(i + 1, vectors[i])
+        index.add(i + 1, vectors[i])
     assert index.rebuilding  # promotion started in the background
     await asyncio.sleep(0)  # it takes its snapshot: adds in exact mode never yield, so it would wait
     for i in range(64, 200):  # writes during the rebuild are logged and replayed
-        await index.add(i + 1, vectors[i])
+        index.add(i + 1, vectors[i])
         if i % 3 == 0:
             index.discard(i + 1)
     await index.settle()
@@ -142,7 +142,7 @@ async def test_removals_compact_and_demote_off_the_loop(pool: WorkerPool) -> Non
     vectors = unit(rng, 400)
     index = PartitionIndex(dim=32, dtype="i8", exact_below=128, pool=pool)
     for i in range(400):
-        await index.add(i + 1, vectors[i])
+        index.add(i + 1, vectors[i])
     await index.settle()
     assert index.mode == "hnsw"
     for i in range(360):
@@ -160,7 +160,7 @@ async def test_exact_search_matches_brute_force(pool: WorkerPool) -> None:
     vectors = unit(rng, 50)
     index = PartitionIndex(dim=32, dtype="f32", exact_below=1000, pool=pool)
     for i, v in enumerate(vectors):
-        await index.add(i + 1, v)
+        index.add(i + 1, v)
     for i in range(0, 50, 5):
         index.discard(i + 1)
     query = unit(rng, 1)[0]
@@ -175,7 +175,7 @@ async def test_closing_cancels_a_running_rebuild(pool: WorkerPool, no_leaked_tas
     rng = np.random.default_rng(6)
     index = PartitionIndex(dim=32, dtype="f32", exact_below=16, pool=pool)
     for i, v in enumerate(unit(rng, 16)):
-        await index.add(i + 1, v)
+        index.add(i + 1, v)
     assert index.rebuilding
     await index.aclose()
     assert not index.rebuilding
@@ -213,7 +213,7 @@ async def test_graph_paths_batch_adds_and_pool_searches(pool: WorkerPool, monkey
     assert found[0][0] == 151
     assert all(k > 20 for k, _ in await index.search(vectors[5], 5))
     await index.flush()
-    await index.add(201, vectors[200])
+    index.add(201, vectors[200])
     assert (await index.search(vectors[200], 1))[0][0] == 201
     assert len(index) == 181
 
@@ -244,13 +244,13 @@ async def test_writes_racing_a_promotion_land_exactly_once(pool: WorkerPool, yie
     index = PartitionIndex(dim=32, dtype="f32", exact_below=64, pool=pool)
     live: dict[int, np.ndarray] = {}
     for i in range(64):
-        await index.add(i + 1, vectors[i])
+        index.add(i + 1, vectors[i])
         live[i + 1] = vectors[i]
     assert index.rebuilding
     await asyncio.sleep(0)  # the rebuild has its snapshot; everything below is logged or later
     gone: set[int] = set()
     for step, i in enumerate(range(64, 200)):
-        await index.add(i + 1, vectors[i])
+        index.add(i + 1, vectors[i])
         live[i + 1] = vectors[i]
         if i % 3 == 0:  # a key of the snapshot, then one added after it
             for key in (i - 60, i + 1):
@@ -260,7 +260,7 @@ async def test_writes_racing_a_promotion_land_exactly_once(pool: WorkerPool, yie
         if i % 5 == 0:  # re-added with another vector: the old one must not come back
             key, fresh = i - 61, vectors[200 + i // 5 - 13]  # rows 200..226: used by no other key
             index.discard(key)
-            await index.add(key, fresh)
+            index.add(key, fresh)
             live[key] = fresh
             gone.discard(key)
         if yield_every and step % yield_every == 0:
@@ -274,3 +274,79 @@ async def test_writes_racing_a_promotion_land_exactly_once(pool: WorkerPool, yie
         assert not gone & {k for k, _ in found}
     for key in gone:  # a discarded key is not found even by its own vector
         assert all(k != key for k, _ in await index.search(vectors[key - 1], 5))
+
+
+# -- the scan and the fresh tail ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("codes", [True, False])
+def test_scanned_matrix_matches_brute_force(codes: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidegate.cache import matrix
+
+    if not codes:
+        monkeypatch.setattr(matrix, "_DOTS", None)  # numkong missing: scan the float32 rows
+    elif matrix._DOTS is None:
+        pytest.skip("numkong (installed with usearch) is not importable here")
+    rng = np.random.default_rng(11)
+    vectors = unit(rng, 3000, dim=64)
+    exact = matrix.ExactVectors(64)
+    for i, v in enumerate(vectors):
+        exact.add(i + 1, v)
+    for key in range(1, 3001, 7):
+        exact.remove(key)
+    live = np.array([k for k in range(1, 3001) if (k - 1) % 7])
+    for q in unit(rng, 40, dim=64):
+        sims = vectors[live - 1] @ q
+        order = np.argsort(-sims)[:4]
+        found = exact.search(q, 4)
+        assert [k for k, _ in found] == [int(live[i]) for i in order]
+        assert [s for _, s in found] == pytest.approx([float(sims[i]) for i in order], abs=1e-5)
+    rebuilt = matrix.ExactVectors(64, *exact.snapshot())  # a snapshot keeps rows and codes
+    assert rebuilt.search(vectors[1], 1)[0][0] == 2
+
+
+async def test_graph_adds_never_wait_and_reach_the_graph_later(pool: WorkerPool) -> None:
+    rng = np.random.default_rng(12)
+    vectors = unit(rng, 400)
+    index = PartitionIndex(dim=32, dtype="f32", exact_below=64, pool=pool)
+    await index.add_many(list(range(1, 201)), vectors[:200])
+    await index.settle()
+    assert index.mode == "hnsw" and index.unflushed == 0
+    for i in range(200, 260):
+        index.add(i + 1, vectors[i])  # synchronous: nothing waits for the graph
+    assert index.unflushed == 60
+    assert (await index.search(vectors[230], 1))[0][0] == 231  # found in the fresh tail at once
+    await index.settle()  # the search started the move; idle turns finish it
+    assert index.unflushed == 0
+    for i in range(260):
+        assert (await index.search(vectors[i], 1))[0][0] == i + 1
+
+
+async def test_discards_and_re_adds_racing_a_pool_flush(pool: WorkerPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidegate.cache import vectors as module
+
+    rng = np.random.default_rng(13)
+    vectors = unit(rng, 300)
+    index = PartitionIndex(dim=32, dtype="f32", exact_below=64, pool=pool)
+    await index.add_many(list(range(1, 101)), vectors[:100])
+    await index.settle()
+    monkeypatch.setattr(module, "LOOP_SEARCH_BELOW", 0)  # flushes and searches go to the pool
+    for i in range(100, 116):
+        index.add(i + 1, vectors[i])
+    assert (await index.search(vectors[0], 1))[0][0] == 1  # a search starts moving the tail
+    for _ in range(100):  # until the first chunk is inside the graph's mutex, in a worker
+        if index._busy:
+            break
+        await asyncio.sleep(0)
+    assert index._busy and index.unflushed == 16
+    index.discard(101)  # in the chunk being inserted
+    index.discard(102)
+    index.add(102, vectors[250])  # re-added with another vector while its old one goes in
+    await index.flush()
+    await index.settle()
+    assert index.unflushed == 0
+    assert all(k != 101 for k, _ in await index.search(vectors[100], 5))
+    found = await index.search(vectors[250], 1)
+    assert found[0][0] == 102 and found[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert all(sim < 0.999 for _, sim in await index.search(vectors[101], 3))  # its old vector is gone
+    assert len(index) == 115

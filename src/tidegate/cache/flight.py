@@ -4,8 +4,9 @@ The upstream call runs in a task owned by the flight, not by whichever request c
 the first client hanging up does not fail the others; when *every* waiter has gone the call is
 cancelled (which aborts the upstream request). A failure reaches every waiter as the same error.
 Streams are recorded into a shared list and fanned out: a client joining late replays what was
-already sent, then follows live. After the answer is out, ``store`` runs in the flight's task,
-off every client's path.
+already sent, then follows live. ``store`` records the answer before the clients get it (cheap:
+dict inserts) and hands back the rest, which runs in the flight's task after them, off every
+client's path.
 """
 
 from __future__ import annotations
@@ -16,20 +17,36 @@ from typing import Any
 
 from ..errors import ShuttingDown
 
-__all__ = ["Flights"]
+__all__ = ["Deferred", "Flights", "Store"]
 
 Produce = Callable[[], Awaitable[dict[str, Any]]]
 ProduceStream = Callable[[], AsyncIterator[dict[str, Any]]]
-Store = Callable[[Any], Awaitable[None]]
+Deferred = Callable[[], Awaitable[None]]
+Store = Callable[[Any], "Deferred | None"]
+"""Records an answer at once (so a repeat right after it hits) and returns what may wait until
+every client has it (embedding the question, indexing its vector)."""
 
 
 class _Call:
-    __slots__ = ("future", "task", "waiters")
+    """One shared call; each waiter has its own future, so a waiter that goes away cancels
+    only its own and the others (and the call) go on."""
+
+    __slots__ = ("task", "waiters")
 
     def __init__(self) -> None:
-        self.future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
-        self.waiters = 0
+        self.waiters: list[asyncio.Future[dict[str, Any]]] = []
+
+    def settle(self, response: dict[str, Any] | None, error: BaseException | None) -> None:
+        waiters, self.waiters = self.waiters, []
+        for future in waiters:
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                assert response is not None
+                future.set_result(response)
 
 
 class _Stream:
@@ -72,12 +89,14 @@ class Flights:
         if call is None:
             call = self._calls[key] = _Call()
             call.task = self._spawn(self._run_call(key, call, produce, store))
-        call.waiters += 1
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        call.waiters.append(future)
         try:
-            return await asyncio.shield(call.future), collapsed
+            return await future, collapsed
         except asyncio.CancelledError:
-            call.waiters -= 1
-            if call.waiters == 0 and not call.future.done() and call.task is not None:
+            if future in call.waiters:
+                call.waiters.remove(future)
+            if not call.waiters and call.task is not None and not call.task.done():
                 call.task.cancel()
             raise
 
@@ -86,18 +105,21 @@ class Flights:
             response = await produce()
         except asyncio.CancelledError:
             # Cancelled with waiters left only when the cache closes under them.
-            call.future.set_exception(_closed())
-            call.future.exception()
+            call.settle(None, _closed())
             raise
         except BaseException as exc:
-            call.future.set_exception(exc)
-            call.future.exception()  # retrieved: nobody may be left to await it
+            call.settle(None, exc)
             return
         finally:
             if self._calls.get(key) is call:
                 del self._calls[key]
-        call.future.set_result(response)
-        await store(response)
+        later = store(response)
+        call.settle(response, None)
+        if later is not None:
+            # The waiters resume on the next loop turn; stepping aside once puts this task
+            # behind them, so the vector work never delays an answer.
+            await asyncio.sleep(0)
+            await later()
 
     # -- streams ------------------------------------------------------------------------------
 
@@ -133,7 +155,10 @@ class Flights:
             if aclose is not None:
                 await aclose()
         if flight.done:
-            await store(flight.chunks)
+            later = store(flight.chunks)
+            if later is not None:
+                await asyncio.sleep(0)  # behind the followers woken by the last notify()
+                await later()
 
     async def _follow(self, flight: _Stream) -> AsyncIterator[dict[str, Any]]:
         position = 0
@@ -160,6 +185,11 @@ class Flights:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def settle(self) -> None:
+        """Wait until no shared call or stream, nor what it stores afterwards, is running."""
+        while self._tasks:
+            await asyncio.gather(*(asyncio.shield(t) for t in list(self._tasks)), return_exceptions=True)
 
     async def aclose(self) -> None:
         tasks = list(self._tasks)

@@ -1,8 +1,16 @@
-"""Prometheus families of one response cache, registered on the registry it is given."""
+"""Prometheus families of one response cache, registered on the registry it is given.
+
+Each family is used through :class:`~tidegate.metrics.Children` (``metrics.hit("exact").inc()``),
+so a request resolves no labels; entry counts and bytes are read when scraped, not per store.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ..metrics import Children
 
 __all__ = ["CacheMetrics"]
 
@@ -54,3 +62,16 @@ class CacheMetrics:
             "Cache failures that degraded to a miss (e.g. the embedder was down), by stage.",
             ["stage"], registry=r,
         )  # fmt: skip
+        self.hit = Children(self.hits)
+        self.miss = Children(self.misses)
+        self.similar = Children(self.similarity)
+        self.refusal = Children(self.refusals)
+        self.eviction = Children(self.evictions)
+        self.stored = Children(self.stores)
+        self.skip = Children(self.skipped)
+        self.error = Children(self.errors)
+
+    def watch(self, tier: str, *, entries: Callable[[], float], size: Callable[[], float]) -> None:
+        """Report ``tier``'s entry count and bytes from these functions at scrape time."""
+        self.entries.labels(tier).set_function(entries)
+        self.bytes.labels(tier).set_function(size)

@@ -32,7 +32,7 @@ from ..errors import ConfigError, RequestError, UsageError
 from .control import cache_status, parse_directives
 from .curated import curated_completion
 from .entry import completion_to_chunks
-from .flight import Flights
+from .flight import Deferred, Flights
 from .keys import build_key
 from .metrics import CacheMetrics
 from .policy import Policies, default_threshold
@@ -170,8 +170,8 @@ class ResponseCache:
         index = _header(ctx, "cache-status", self._miss_status(plan, collapsed=collapsed))
         started = time.perf_counter()
 
-        async def store(response: dict[str, Any]) -> None:
-            await self._store(plan, response, None)
+        def store(response: dict[str, Any]) -> Deferred | None:
+            return self._store(plan, response, None)
 
         response, collapsed = await self._flights.call(flight, produce, store)
         if collapsed:
@@ -230,8 +230,8 @@ class ResponseCache:
         if collapsed:
             self.metrics.collapsed.inc()
 
-        async def store(chunks: list[dict[str, Any]]) -> None:
-            await self._store(plan, None, chunks)
+        def store(chunks: list[dict[str, Any]]) -> Deferred | None:
+            return self._store(plan, None, chunks)
 
         follower, _ = self._flights.stream(flight, produce, store)
         mark = time.perf_counter()
@@ -273,17 +273,17 @@ class ResponseCache:
             plan.forward = cache_status(fwd="bypass", detail="temperature")
         elif directives.no_store:
             plan.forward = cache_status(fwd="request", detail="no-store")
-            self.metrics.misses.labels("no-store").inc()
+            self.metrics.miss("no-store").inc()
             return plan
         if plan.forward is not None:
-            self.metrics.misses.labels("bypass").inc()
+            self.metrics.miss("bypass").inc()
         return plan
 
     def _curated(self, hit: Hit, plan: Plan) -> dict[str, Any]:
         return curated_completion(hit.answer or "", plan.model)
 
     def _served(self, hit: Hit, plan: Plan, ctx: RequestContext | None) -> None:
-        self.metrics.hits.labels(hit.kind).inc()
+        self.metrics.hit(hit.kind).inc()
         entry = hit.entry
         if entry is None:
             _header(ctx, "cache-status", cache_status(hit=True, detail="curated"))
@@ -304,20 +304,42 @@ class ResponseCache:
         else:
             fwd, reason = "miss", "miss"
         if not stored:
-            self.metrics.misses.labels(reason).inc()
+            self.metrics.miss(reason).inc()
         return cache_status(fwd=fwd, stored=stored, collapsed=collapsed)
 
-    async def _store(
+    def _store(
         self, plan: Plan, response: dict[str, Any] | None, chunks: list[dict[str, Any]] | None
-    ) -> None:
+    ) -> Deferred | None:
+        """Record the answer now; return the rest (its vector), which the flight runs once the
+        answer has reached its clients. Storing is best effort: the clients have their answer."""
         if self.state != "open" or self._tiers is None:
-            return
+            return None
         try:
-            await self._tiers.store(plan, response, chunks)
-        except Exception:  # storing is best effort: the client already has its answer
-            self.metrics.errors.labels("store").inc()
+            later = self._tiers.record(plan, response, chunks)
+        except Exception:
+            self.metrics.error("store").inc()
+            return None
+        if later is None:
+            return None
+
+        async def finish() -> None:
+            if self.state != "open":
+                return
+            try:
+                await later()
+            except Exception:
+                self.metrics.error("store").inc()
+
+        return finish
 
     # -- housekeeping -------------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        """Wait for background work: shared calls and what they store after their answer, index
+        rebuilds and inserts (tests and benchmarks; requests never wait for it)."""
+        await self._flights.settle()
+        if self._tiers is not None:
+            await self._tiers.semantic.settle()
 
     async def sweep(self) -> int:
         """Remove expired entries from every tier now; returns how many went."""
@@ -330,7 +352,7 @@ class ResponseCache:
             try:
                 await self.sweep()
             except Exception:
-                self.metrics.errors.labels("sweep").inc()
+                self.metrics.error("sweep").inc()
 
     def stats(self) -> dict[str, Any]:
         """A snapshot for the admin surface and tests."""

@@ -123,14 +123,30 @@ class SemanticStore:
 
     # -- mutations ----------------------------------------------------------------------------
 
-    async def put(
+    @property
+    def indexed(self) -> bool:
+        """Whether questions are also found by vector (an embedder is configured)."""
+        return self.dim is not None
+
+    def put_text(self, partition: bytes, question: str, norm: str, entry: Entry) -> SemanticEntry | None:
+        """Store an entry found by its normalized text now; :meth:`put_vector` makes it findable
+        by meaning too."""
+        item, _ = self._insert(partition, question, norm, entry)
+        return item
+
+    def put_vector(self, item: SemanticEntry, vector: np.ndarray) -> None:
+        if self._entries.get(item.key) is not item:
+            return  # evicted or replaced in the meantime (e.g. while it was being embedded)
+        part = self._partitions.get(item.partition)
+        if part is not None and part.index is not None:
+            part.index.add(item.key, vector)
+
+    def put(
         self, partition: bytes, question: str, norm: str, vector: np.ndarray | None, entry: Entry
     ) -> SemanticEntry | None:
-        item, part = self._insert(partition, question, norm, entry)
-        if item is not None and vector is not None and part is not None and part.index is not None:
-            await part.index.add(item.key, vector)
-            if item.key not in self._entries:  # evicted while the vector was being added
-                part.index.discard(item.key)
+        item = self.put_text(partition, question, norm, entry)
+        if item is not None and vector is not None:
+            self.put_vector(item, vector)
         return item
 
     async def put_many(

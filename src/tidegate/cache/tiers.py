@@ -9,7 +9,7 @@ decides *whether* to look and store (directives, scope, temperature); this modul
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,6 +86,9 @@ class Tiers:
         )  # fmt: skip
         self.curated: CuratedIndex | None = None
         self._features: LRUCache[str, Features] = LRUCache(maxsize=4096)
+        exact, semantic = self.exact, self.semantic
+        metrics.watch("exact", entries=exact.__len__, size=lambda: exact.bytes)
+        metrics.watch("semantic", entries=semantic.__len__, size=lambda: semantic.bytes)
 
     async def load_curated(self, path: Path) -> None:
         index = CuratedIndex(load_curated(path))
@@ -118,7 +121,7 @@ class Tiers:
         try:
             plan.vector = (await self.embedder.embed([key.question]))[0]
         except Exception:
-            self.metrics.errors.labels("embed").inc()
+            self.metrics.error("embed").inc()
             return None
         return await self._nearest(plan, key, key.question)
 
@@ -140,18 +143,18 @@ class Tiers:
                 mine = mine or self.features(question)
                 reason = refusal(mine, self.features(other))
                 if reason is not None:
-                    self.metrics.refusals.labels(reason).inc()
+                    self.metrics.refusal(reason).inc()
                     refused = True
                     continue
             if item is not None and not self._fresh(item.entry, plan.directives, plan):
                 continue
-            self.metrics.similarity.labels("served").observe(sim)
+            self.metrics.similar("served").observe(sim)
             if item is None:
                 return Hit("curated", None, answer=answer, similarity=sim)
             self.semantic.touch(item)
             return Hit("semantic", item.entry, similarity=sim)
         if candidates:
-            self.metrics.similarity.labels("refused" if refused else "below").observe(candidates[0][0])
+            self.metrics.similar("refused" if refused else "below").observe(candidates[0][0])
         return None
 
     def _fresh(self, entry: Entry, directives: Directives, plan: Plan) -> bool:
@@ -181,20 +184,22 @@ class Tiers:
             return "finish_reason"
         return None
 
-    async def store(
+    def record(
         self, plan: Plan, response: dict[str, Any] | None, chunks: list[dict[str, Any]] | None
-    ) -> None:
+    ) -> Callable[[], Awaitable[None]] | None:
+        """Store an answer in the exact and normalized tiers now (a repeat right after it hits);
+        return what is left to do, the question's vector, for after the answer is out."""
         key = plan.key
         if key is None:
-            return
+            return None
         now = self._clock()
         if chunks is not None:
             reason = None if stream_is_complete(chunks) else "partial"
         else:
             reason = self.unstorable(response)
         if reason is not None:
-            self.metrics.skipped.labels(reason).inc()
-            return
+            self.metrics.skip(reason).inc()
+            return None
         expires = now + plan.policy.exact_ttl
         if chunks is not None:
             entry = Entry.from_chunks(chunks, created=now, expires=expires)
@@ -202,20 +207,41 @@ class Tiers:
             assert response is not None
             entry = Entry.from_completion(response, created=now, expires=expires)
         if len(entry.payload) > self.config.max_entry_size:
-            self.metrics.skipped.labels("too_large").inc()
-            return
+            self.metrics.skip("too_large").inc()
+            return None
         self.exact.put(key.exact, entry)
-        self.metrics.stores.labels("stream" if chunks is not None else "completion").inc()
-        if plan.norm is not None and key.question is not None:
-            vector = plan.vector
-            if vector is None and self.embedder is not None and self.config.semantic.enabled:
-                try:
-                    vector = (await self.embedder.embed([key.question]))[0]
-                except Exception:
-                    self.metrics.errors.labels("embed").inc()
-            semantic = entry.with_expiry(now + plan.policy.semantic_ttl)
-            await self.semantic.put(key.partition, key.question, plan.norm, vector, semantic)
-        self.update_gauges()
+        self.metrics.stored("stream" if chunks is not None else "completion").inc()
+        if plan.norm is None or key.question is None:
+            return None
+        item = self.semantic.put_text(
+            key.partition, key.question, plan.norm, entry.with_expiry(now + plan.policy.semantic_ttl)
+        )
+        if item is None or not self.semantic.indexed or not self.config.semantic.enabled:
+            return None
+        if plan.vector is not None:  # the lookup embedded the question: indexing it is cheap
+            self.semantic.put_vector(item, plan.vector)
+            return None
+        embedder, question = self.embedder, key.question
+        if embedder is None:
+            return None
+
+        async def index() -> None:  # the lookup was skipped (no-cache): embed after the answer
+            try:
+                vector = (await embedder.embed([question]))[0]
+            except Exception:
+                self.metrics.error("embed").inc()
+                return
+            self.semantic.put_vector(item, vector)
+
+        return index
+
+    async def store(
+        self, plan: Plan, response: dict[str, Any] | None, chunks: list[dict[str, Any]] | None
+    ) -> None:
+        """:meth:`record` and the vector step at once."""
+        later = self.record(plan, response, chunks)
+        if later is not None:
+            await later()
 
     def alias(self, key: CacheKey, entry: Entry) -> None:
         """Make ``key`` an exact hit for an entry found another way (the next repeat is cheap)."""
@@ -231,23 +257,15 @@ class Tiers:
             if batch < _SWEEP_BATCH:
                 break
             await asyncio.sleep(0)  # let requests through between batches
-        self.update_gauges()
         return removed
 
     def _evicted(self, tier: str) -> Callable[[str, Entry], None]:
-        counter = self.metrics.evictions
+        counter = self.metrics.eviction
 
         def evicted(reason: str, _entry: Entry) -> None:
-            counter.labels(tier, reason).inc()
+            counter(tier, reason).inc()
 
         return evicted
-
-    def update_gauges(self) -> None:
-        m = self.metrics
-        m.entries.labels("exact").set(len(self.exact))
-        m.bytes.labels("exact").set(self.exact.bytes)
-        m.entries.labels("semantic").set(len(self.semantic))
-        m.bytes.labels("semantic").set(self.semantic.bytes)
 
     def stats(self) -> dict[str, Any]:
         sem = self.semantic

@@ -2,9 +2,15 @@
 
 Most partitions are tiny (one conversation's follow-ups), and a USearch index grows a 16 MB arena
 on its first add, so a partition starts as a numpy matrix searched exactly on the loop (tens of
-µs up to ~1k vectors). Past ``exact_below`` it is rebuilt as HNSW in the worker pool, and every
-USearch call goes through the pool from then on: USearch holds one mutex per index, so a search
-on the loop could wait behind an insert running in a worker.
+µs up to ~1k vectors). Past ``exact_below`` it is rebuilt as HNSW in the worker pool.
+
+No request waits for a graph insert. USearch holds one mutex per index and one insert of a 384-d
+f32 vector takes ~0.25 ms, so inserting each stored miss at once made the partition's next lookup
+wait behind it. New vectors join a *fresh* exact matrix searched together with the graph, and move
+into the graph in the worker pool, a few per mutex hold: right after a search of the partition
+(its requester is now waiting on the model, the moment a next lookup is least likely), or after
+``FLUSH_DELAY`` when nobody searches. A search that finds the graph busy goes to the pool too, so
+the loop itself never blocks on the mutex; it waits for at most one chunk.
 
 Every insert is single-threaded (``threads=1``): USearch's multi-threaded batch add races between
 concurrent inserts and leaves some nodes stored but unreachable by search (unum-cloud/USearch#735,
@@ -19,92 +25,39 @@ two are swapped.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from typing import Any, Literal
 
 import numpy as np
 
 from .._concurrency import WorkerPool
 from ..embeddings import _native  # noqa: F401  (onnxruntime must load before usearch)
+from .matrix import ExactVectors, Op, apply_exact
 
 from usearch.index import Index  # isort: skip
 
-__all__ = ["LOOP_SEARCH_BELOW", "ExactVectors", "PartitionIndex"]
+__all__ = ["FLUSH_CHUNK", "FLUSH_DELAY", "LOOP_SEARCH_BELOW", "PartitionIndex"]
 
 DType = Literal["f32", "f16", "i8"]
-_Op = tuple[int, "np.ndarray | None"]  # (key, vector) adds; (key, None) removes
 
 LOOP_SEARCH_BELOW = 250_000
 """Graphs smaller than this are searched on the event loop (f32 384-d: ~0.15 ms at 100k)."""
 
+FLUSH_CHUNK = 8
+"""Fresh vectors moved into the graph per mutex hold (~2 ms f32): the longest a search waits."""
 
-class ExactVectors:
-    """A growable float32 matrix with swap-remove; searched by one matrix-vector product."""
+INLINE_CHUNK = 2
+"""Fresh vectors inserted on the loop per turn when no worker is using the graph."""
 
-    __slots__ = ("_keys", "_matrix", "_n", "_slots", "dim")
+IDLE_TURN = 50e-6
+"""A loop turn this short ran nothing but us: the loop is idle."""
 
-    def __init__(self, dim: int, keys: np.ndarray | None = None, matrix: np.ndarray | None = None) -> None:
-        self.dim = dim
-        count = 0 if keys is None else len(keys)
-        capacity = max(2, count * 2)
-        self._keys = np.empty(capacity, dtype=np.uint64)
-        self._matrix = np.empty((capacity, dim), dtype=np.float32)
-        self._n = count
-        self._slots: dict[int, int] = {}
-        if keys is not None and matrix is not None and count:
-            self._keys[:count] = keys
-            self._matrix[:count] = matrix
-            self._slots = {int(k): i for i, k in enumerate(keys)}
+IDLE_PATIENCE = 0.02
+"""Seconds an inline insert waits for an idle turn before it goes in anyway."""
 
-    def __len__(self) -> int:
-        return self._n
-
-    @property
-    def nbytes(self) -> int:
-        return self._matrix.nbytes + self._keys.nbytes
-
-    def add(self, key: int, vector: np.ndarray) -> None:
-        if key in self._slots:
-            return
-        if self._n == len(self._keys):
-            keys = np.empty(self._n * 2, dtype=np.uint64)
-            keys[: self._n] = self._keys
-            matrix = np.empty((self._n * 2, self.dim), dtype=np.float32)
-            matrix[: self._n] = self._matrix
-            self._keys, self._matrix = keys, matrix
-        slot = self._n
-        self._keys[slot] = key
-        self._matrix[slot] = vector
-        self._slots[key] = slot
-        self._n += 1
-
-    def remove(self, key: int) -> None:
-        slot = self._slots.pop(key, None)
-        if slot is None:
-            return
-        last = self._n - 1
-        if slot != last:
-            moved = int(self._keys[last])
-            self._keys[slot] = moved
-            self._matrix[slot] = self._matrix[last]
-            self._slots[moved] = slot
-        self._n = last
-
-    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._keys[: self._n].copy(), self._matrix[: self._n].copy()
-
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        n = self._n
-        if n == 0:
-            return []
-        # einsum, not BLAS: OpenBLAS threads a matrix-vector product this size and, on a busy
-        # machine, waking its threads costs milliseconds on the event loop.
-        sims = np.einsum("ij,j->i", self._matrix[:n], vector)
-        if n > k:
-            top = np.argpartition(-sims, k)[:k]
-            top = top[np.argsort(-sims[top])]
-        else:
-            top = np.argsort(-sims)
-        return [(int(self._keys[i]), float(sims[i])) for i in top]
+FLUSH_DELAY = 0.05
+"""Seconds after an add before fresh vectors move into a graph that nobody searches."""
 
 
 class PartitionIndex:
@@ -115,13 +68,18 @@ class PartitionIndex:
         self._pool = pool
         self._exact: ExactVectors | None = ExactVectors(dim)
         self._index: Index | None = None
+        self._fresh = ExactVectors(dim)  # graph mode: added, not yet in the graph
+        self._fresh_order: dict[int, int] = {}  # fresh key -> add sequence, oldest first
+        self._sequence = itertools.count()
         self._members: set[int] = set()
         self._pending: list[int] = []  # removals not yet applied to the HNSW graph
         self._removed = 0  # removals applied to the graph since it was built
         self._lock = asyncio.Lock()
-        self._log: list[_Op] | None = None
+        self._log: list[Op] | None = None
         self._rebuild: asyncio.Task[None] | None = None
-        self._busy = 0  # worker calls that hold the graph's mutex right now
+        self._flusher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._busy = 0  # worker calls using the graph (holding or awaiting its mutex) right now
         self.rebuilds = 0
 
     def __len__(self) -> int:
@@ -136,39 +94,50 @@ class PartitionIndex:
         if self._exact is not None:
             return self._exact.nbytes
         assert self._index is not None
-        return int(self._index.memory_usage)
+        return int(self._index.memory_usage) + self._fresh.nbytes
 
     @property
     def rebuilding(self) -> bool:
         return self._rebuild is not None
 
+    @property
+    def unflushed(self) -> int:
+        """Vectors of a graph partition still waiting in the fresh matrix."""
+        return len(self._fresh)
+
     # -- mutations ----------------------------------------------------------------------------
 
-    async def add(self, key: int, vector: np.ndarray) -> None:
+    def add(self, key: int, vector: np.ndarray) -> None:
+        """Add ``key`` now, without waiting (a graph receives it later). The first vector of a key
+        wins until the key is discarded."""
+        if key in self._members:
+            return
         vector = np.ascontiguousarray(vector, dtype=np.float32)
-        async with self._lock:
-            self._members.add(key)
-            if self._log is not None:
-                self._log.append((key, vector))
-            if self._exact is not None:
-                self._exact.add(key, vector)
-            else:
-                assert self._index is not None
-                ops = self._take_pending()
-                ops.append((key, vector))
-                await self._writing(_apply_index, self._index, ops)
+        self._members.add(key)
+        if self._log is not None:
+            self._log.append((key, vector))
+        if self._exact is not None:
+            self._exact.add(key, vector)
+        else:
+            self._fresh.add(key, vector)
+            self._fresh_order[key] = next(self._sequence)
+            if self._flusher is None and self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush_soon)
         self.maintain()
 
     async def add_many(self, keys: list[int], vectors: np.ndarray) -> None:
         """Add a batch (prewarming, restoring): one pool call or one matrix copy, not one per key."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         async with self._lock:
-            self._members.update(keys)
-            ops: list[_Op] = [(k, vectors[i]) for i, k in enumerate(keys)]
+            ops: list[Op] = []
+            for i, key in enumerate(keys):
+                if key not in self._members:
+                    self._members.add(key)
+                    ops.append((key, vectors[i]))
             if self._log is not None:
                 self._log.extend(ops)
             if self._exact is not None:
-                _apply_exact(self._exact, ops)
+                apply_exact(self._exact, ops)
             else:
                 assert self._index is not None
                 await self._writing(_apply_index, self._index, self._take_pending() + ops)
@@ -183,18 +152,62 @@ class PartitionIndex:
             self._log.append((key, None))
         if self._exact is not None:
             self._exact.remove(key)
+        elif self._fresh.remove(key):
+            del self._fresh_order[key]
         else:
             self._pending.append(key)
         self.maintain()
 
     async def flush(self) -> None:
-        """Apply pending removals to the graph (the periodic sweep calls this)."""
-        if self._index is None or not self._pending:
-            return
-        async with self._lock:
-            if self._index is not None and self._pending:
-                await self._writing(_apply_index, self._index, self._take_pending())
-        self.maintain()
+        """Move every fresh vector into the graph and apply pending removals (the periodic
+        sweep calls this; requests never wait for it)."""
+        while self._index is not None and (self._pending or len(self._fresh)):
+            if self._flusher is None:
+                self._flush_soon()
+            if self._flusher is None:  # a rebuild is running; it takes everything with it
+                return
+            await asyncio.shield(self._flusher)
+
+    def _flush_soon(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._flusher is None and self._rebuild is None and self._index is not None:
+            if len(self._fresh) or self._pending:
+                self._flusher = asyncio.get_running_loop().create_task(self._run_flush())
+
+    async def _run_flush(self) -> None:
+        try:
+            while True:
+                if not self._busy and self._index is not None and len(self._index) < LOOP_SEARCH_BELOW:
+                    await _idle_turn()  # the insert will run on the loop: let requests go first
+                async with self._lock:
+                    index = self._index
+                    if index is None or self._rebuild is not None:
+                        return
+                    inline = not self._busy and len(index) < LOOP_SEARCH_BELOW
+                    size = INLINE_CHUNK if inline else FLUSH_CHUNK
+                    chunk = list(itertools.islice(self._fresh_order.items(), size))
+                    if not chunk and not self._pending:
+                        return
+                    ops = self._take_pending() + [(key, self._fresh.vector(key)) for key, _ in chunk]
+                    if inline:
+                        # A vector or two (~0.1-0.25 ms) on the loop, which searches this graph
+                        # itself and so can never wait for the mutex: cheaper than a thread hop
+                        # and a worker competing for the cores. One chunk per idle loop turn.
+                        _apply_index(index, ops)
+                    else:
+                        await self._writing(_apply_index, index, ops)
+                    for key, sequence in chunk:
+                        if self._fresh_order.get(key) == sequence:
+                            del self._fresh_order[key]
+                            self._fresh.remove(key)
+                        else:  # discarded, or discarded and re-added, while it went in
+                            self._pending.append(key)
+        finally:
+            if self._flusher is asyncio.current_task():
+                self._flusher = None
+            self.maintain()
 
     async def _writing(self, fn: Any, index: Index, *args: Any) -> Any:
         """Run a call that holds ``index``'s mutex in a worker; meanwhile searches go to the pool
@@ -205,8 +218,8 @@ class PartitionIndex:
         finally:
             self._busy -= 1
 
-    def _take_pending(self) -> list[_Op]:
-        ops: list[_Op] = [(k, None) for k in self._pending]
+    def _take_pending(self) -> list[Op]:
+        ops: list[Op] = [(k, None) for k in self._pending]
         self._removed += len(self._pending)
         self._pending = []
         return ops
@@ -219,16 +232,28 @@ class PartitionIndex:
             return []
         if self._exact is not None:
             return self._exact.search(vector, k)
-        assert self._index is not None
-        count = k + min(len(self._pending), 32)
-        if self._busy or len(self._index) >= LOOP_SEARCH_BELOW:
-            found = await self._pool.run(_search_index, self._index, vector, count)
+        index = self._index
+        assert index is not None
+        fresh = self._fresh
+        # The graph may also hold keys that are still fresh (a chunk going in, a re-added key):
+        # fetch enough to make up for them and for removals not yet applied.
+        count = k + min(len(self._pending), 32) + (FLUSH_CHUNK if len(fresh) else 0)
+        if self._busy or len(index) >= LOOP_SEARCH_BELOW:
+            self._busy += 1  # an insert on the loop meanwhile would block on the mutex
+            try:
+                found = await self._pool.run(_search_index, index, vector, count)
+            finally:
+                self._busy -= 1
         else:
             # Nobody holds the mutex and a search takes ~0.1-0.3 ms here: cheaper than the
             # ~0.1 ms thread hop it saves, and well under the 1 ms we allow on the loop.
-            found = _search_index(self._index, vector, count)
+            found = _search_index(index, vector, count)
         members = self._members
-        return [(key, sim) for key, sim in found if key in members][:k]
+        found = [(key, sim) for key, sim in found if key in members and key not in fresh]
+        if len(fresh):
+            found = sorted(found + fresh.search(vector, k), key=_by_similarity)
+            self._flush_soon()
+        return found[:k]
 
     # -- rebuilds -----------------------------------------------------------------------------
 
@@ -254,11 +279,15 @@ class PartitionIndex:
                 if exact is not None:
                     keys, vectors = exact.snapshot()
                 else:
-                    keys = np.fromiter(self._members, dtype=np.uint64, count=len(self._members))
+                    fresh_keys, fresh_vectors = self._fresh.snapshot()
+                    fresh = self._fresh
+                    keys = np.fromiter((k for k in self._members if k not in fresh), dtype=np.uint64)
             if index is not None:
                 # Keys discarded since the snapshot may be gone from the graph already; they are
                 # in the log, so dropping them here loses nothing.
                 keys, vectors = await self._writing(_get_vectors, index, keys, self.dim)
+                keys = np.concatenate([keys, fresh_keys])
+                vectors = np.concatenate([vectors, fresh_vectors])
             to_graph = len(keys) >= self.exact_below // 2
             built = await self._pool.run(_build, keys, vectors, self.dim, self.dtype, to_graph)
             removed = 0
@@ -269,12 +298,13 @@ class PartitionIndex:
                         removed += sum(1 for _, vector in batch if vector is None)
                         await self._pool.run(_apply_index, built, batch)
                     else:
-                        _apply_exact(built, batch)
+                        apply_exact(built, batch)
                 self._log = None
                 if isinstance(built, Index):
                     self._exact, self._index = None, built
                 else:
                     self._exact, self._index = built, None
+                self._fresh, self._fresh_order = ExactVectors(self.dim), {}  # all in `built` now
                 self._pending = []
                 self._removed = removed  # replayed removals are dead nodes of the new graph
                 self.rebuilds += 1
@@ -287,35 +317,50 @@ class PartitionIndex:
         self.maintain()
 
     async def settle(self) -> None:
-        """Wait until no rebuild is running (tests and benchmarks; requests never wait)."""
-        while self._rebuild is not None:
-            await asyncio.gather(asyncio.shield(self._rebuild), return_exceptions=True)
+        """Wait until no rebuild or flush is running (tests and benchmarks; requests never wait)."""
+        while self._rebuild is not None or self._flusher is not None:
+            running = [t for t in (self._rebuild, self._flusher) if t is not None]
+            await asyncio.gather(*(asyncio.shield(t) for t in running), return_exceptions=True)
 
     def cancel(self) -> None:
-        """Stop a running rebuild (the partition is being dropped)."""
-        if self._rebuild is not None:
-            self._rebuild.cancel()
-            self._rebuild = None  # a task cancelled before it ran never reaches its finally
-            self._log = None
+        """Stop background work (the partition is being dropped)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for task in (self._rebuild, self._flusher):
+            if task is not None:
+                task.cancel()
+        self._rebuild = self._flusher = None  # a task cancelled before it ran never reaches its finally
+        self._log = None
 
     async def aclose(self) -> None:
-        task = self._rebuild
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            self._rebuild = None
-            self._log = None
+        tasks = [t for t in (self._rebuild, self._flusher) if t is not None]
+        self.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _apply_exact(target: ExactVectors, ops: list[_Op]) -> None:
-    for key, vector in ops:
-        if vector is None:
-            target.remove(key)
-        else:
-            target.add(key, vector)
+async def _idle_turn() -> None:
+    """Return on the first loop turn that had nothing else to run (or after ``IDLE_PATIENCE``).
+
+    Right after a search, the turn that follows usually sends that requester's upstream call;
+    the one after it, with every task waiting on a socket, is free, so an insert there delays
+    nobody. A loaded loop has no such turn, and the deadline keeps inserts from starving.
+    """
+    deadline = time.perf_counter() + IDLE_PATIENCE
+    while True:
+        started = time.perf_counter()
+        await asyncio.sleep(0)
+        now = time.perf_counter()
+        if now - started < IDLE_TURN or now > deadline:
+            return
 
 
-def _apply_index(index: Index, ops: list[_Op]) -> None:
+def _by_similarity(found: tuple[int, float]) -> float:
+    return -found[1]
+
+
+def _apply_index(index: Index, ops: list[Op]) -> None:
     """Apply ops in order; runs of adds go in as one batch call (one pool hop, one mutex hold)."""
     keys: list[int] = []
     rows: list[np.ndarray] = []

@@ -7,6 +7,10 @@ running, requests collect for at most ``batch_wait`` or until ``batch_size`` tex
 and whatever collected goes out as soon as a batch finishes. Recent embeddings are cached
 by text because callers (semantic cache, retrieval) repeat themselves. Subclasses only say how to
 embed one batch; they never see the queue, the cache or the event loop's clock.
+
+An embedder cheap enough to run on the loop (``hash``) also says how to embed a few texts right
+away (:meth:`BatchingEmbedder._embed_now`): when nothing is queued or running, such a call skips
+the queue, whose future, task and extra loop turn cost more than the embedding itself.
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class BatchingEmbedder:
 
     max_inflight: int = 1
     default_threshold: float = 0.5
+    inline_texts: int = 0
+    """Up to this many texts go through :meth:`_embed_now` on the loop when the embedder is idle."""
 
     def __init__(
         self,
@@ -171,6 +177,10 @@ class BatchingEmbedder:
     async def _embed_batch(self, texts: list[str], kind: InputKind) -> np.ndarray:
         raise NotImplementedError
 
+    def _embed_now(self, texts: list[str], kind: InputKind) -> np.ndarray:
+        """Embed a few texts synchronously (only called when ``inline_texts`` allows it)."""
+        raise NotImplementedError
+
     # -- the public call --------------------------------------------------------------------
 
     async def embed(self, texts: list[str], *, kind: InputKind = "query") -> np.ndarray:
@@ -193,7 +203,10 @@ class BatchingEmbedder:
         if not missing:
             return out
         unique = list(missing)
-        if len(unique) >= self.batch_size:
+        if len(unique) <= self.inline_texts and not self._pending and not self._inflight:
+            self.calls += 1
+            rows = self._checked(self._embed_now(unique, kind), len(unique))
+        elif len(unique) >= self.batch_size:
             # A bulk call (ingest) already is a batch: send it in slices, skipping the queue.
             parts = [unique[i : i + self.batch_size] for i in range(0, len(unique), self.batch_size)]
             vectors = await asyncio.gather(*(self._run_batch_checked(p, kind) for p in parts))
@@ -282,10 +295,13 @@ class BatchingEmbedder:
                 self._inflight -= 1
                 if self._pending and self._state == "open":
                     self._flush()  # what collected while we were busy goes out now
+        return self._checked(raw, len(texts))
+
+    def _checked(self, raw: np.ndarray, count: int) -> np.ndarray:
         vectors = np.asarray(raw, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+        if vectors.ndim != 2 or vectors.shape[0] != count:
             raise UpstreamError(
-                f"Expected {len(texts)} embeddings from `{self.name}`, got shape {vectors.shape}",
+                f"Expected {count} embeddings from `{self.name}`, got shape {vectors.shape}",
                 upstream=self.name,
             )
         if self._dim is not None and vectors.shape[1] != self._dim:
