@@ -22,6 +22,7 @@ from typing import Any, Literal
 import msgspec
 
 from ._concurrency import WorkerPool
+from ._turns import TurnBudget
 from .admission import Admission
 from .config import TidegateConfig, load_config
 from .context import RequestContext
@@ -85,8 +86,12 @@ class Gateway:
         self.upstreams: dict[str, Upstream] = {
             name: Upstream(name, model) for name, model in config.models.items()
         }
+        self.turns = TurnBudget(float(config.turn_budget)) if config.turn_budget else None
+        """Paces request work across event-loop turns (see ``tidegate._turns``)."""
         for upstream in self.upstreams.values():
             upstream.observe = self._observe_upstream
+            if self.turns is not None:
+                upstream.pace = self.turns.pace
         self.router = Router(
             config.routing,
             {name: up for name, up in self.upstreams.items() if up.config.kind == "chat"},
@@ -397,6 +402,8 @@ class Gateway:
 
     async def complete(self, body: dict[str, Any], *, ctx: RequestContext | None = None) -> dict[str, Any]:
         """A chat completion from a full OpenAI request body: cache, then router."""
+        if self.turns is not None:
+            await self.turns.pace()
         if self.cache is None:
             return await self._complete_uncached(body, ctx)
         result: dict[str, Any] = await self.cache.complete(
@@ -408,6 +415,8 @@ class Gateway:
         self, body: dict[str, Any], *, ctx: RequestContext | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         """Routed (or cache-replayed) stream; headers are on ``ctx`` before the first chunk."""
+        if self.turns is not None:
+            await self.turns.pace()
         if self.cache is None:
             stream = self._stream_uncached(body, ctx)
         else:
@@ -446,13 +455,13 @@ class Gateway:
             raise UsageError(f"Gateway is {self.state}; call `await gateway.start()` first")
 
     def _observe_upstream(self, name: str, outcome: str, seconds: float) -> None:
-        self.metrics.upstream_latency.labels(name, outcome).observe(seconds)
+        self.metrics.upstream_call(name, outcome).observe(seconds)
 
     def _count_usage(self, model: str, usage: object) -> None:
         if isinstance(usage, dict):
             prompt = usage.get("prompt_tokens")
             completion = usage.get("completion_tokens")
             if isinstance(prompt, int) and prompt > 0:
-                self.metrics.tokens.labels(model, "prompt").inc(prompt)
+                self.metrics.token(model, "prompt").inc(prompt)
             if isinstance(completion, int) and completion > 0:
-                self.metrics.tokens.labels(model, "completion").inc(completion)
+                self.metrics.token(model, "completion").inc(completion)

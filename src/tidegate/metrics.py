@@ -68,5 +68,8 @@ class Metrics:
             ["model", "kind"], registry=registry,
         )  # fmt: skip
 
+        self.upstream_call = Children(self.upstream_latency)
+        self.token = Children(self.tokens)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

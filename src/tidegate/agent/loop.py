@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -110,9 +110,12 @@ class AgentRun:
         model: str | None = None,
         instruction: str | None = None,
         report: bool = True,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``model`` and ``instruction`` override the spec's for this run (a workflow node
-        renders its instruction per run and maps its model name through the run's services)."""
+        renders its instruction per run and maps its model name through the run's services).
+        ``pace`` (the Gateway's turn budget) is awaited when tool results arrive: tools of many
+        sessions often finish in the same loop turn, and each run then has work to do."""
         self.spec = spec
         self.model = model or spec.model
         if instruction is None:
@@ -130,6 +133,7 @@ class AgentRun:
         self.conversation_id = conversation_id
         self.message_id = message_id
         self.result: AgentResult | None = None
+        self.pace = pace
         self.turns = ModelTurns(spec, llm, model=self.model, ctx=ctx, stream=stream)
         self.turns.run_id = self.run_id
 
@@ -223,6 +227,8 @@ class AgentRun:
                                        data={"tool_name": name, "tool_call_args": args})  # fmt: skip
                 budget = max(0, config.max_tool_calls - calls)
                 outcomes = await self._run_tools(turn.actions, budget, deadline)
+                if self.pace is not None:
+                    await self.pace()
                 calls += min(len(turn.actions), budget)
                 thought = msgspec.structs.replace(thought, observation=_keyed([(o.name, o.output) for o in outcomes]))
                 thoughts.append(thought)

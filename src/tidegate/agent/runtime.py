@@ -196,6 +196,9 @@ class AgentRuntime:
     ) -> AsyncGenerator[AgentEvent, None]:
         if self.state == "closed":
             raise UsageError("the agent runtime is closed")
+        turns = getattr(self.gateway, "turns", None)
+        if turns is not None:
+            await turns.pace()  # sessions often start together: spread their first steps
         spec = self.agent(name)
         if not isinstance(goal, str) or not goal.strip():
             raise RequestError("Expected a non-empty goal for the agent", param="query")
@@ -210,7 +213,7 @@ class AgentRuntime:
                                conversation_id=conversation.id if conversation else None)  # fmt: skip
         run = AgentRun(spec, self.gateway, goal=goal, history=list(history or ()), tool_ctx=tool_ctx,
                        stream=stream, report=stream, ctx=ctx, conversation_id=tool_ctx.conversation_id,
-                       message_id=new_id())  # fmt: skip
+                       message_id=new_id(), pace=turns.pace if turns is not None else None)  # fmt: skip
         events = run.events()
         try:
             async for event in events:

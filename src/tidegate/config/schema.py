@@ -120,6 +120,9 @@ class TidegateConfig(ConfigStruct):
     tenant_header: str | None = None
     """A header naming the tenant when no API keys are configured (e.g. set by an upstream proxy)."""
     overhead_header: bool = True
+    turn_budget: Duration | None = Duration(0.001)
+    """How long request work may run in one event-loop turn before later work waits for the next
+    (bursts of answers landing together stay fair to timers and other requests); null: off."""
     source: str | None = None
 
     def __post_init__(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Literal
 
 import aiohttp
@@ -45,6 +45,9 @@ class Upstream:
         self._first_byte = float(config.first_byte_timeout or config.timeout)
         self.observe: Callable[[str, str, float], None] | None = None
         """Called with (upstream name, outcome ``ok``/``error``, seconds) after every call."""
+        self.pace: Callable[[], Awaitable[None]] | None = None
+        """Awaited when an answer (or a stream chunk) has arrived, before it is processed: the
+        Gateway's turn budget, which spreads answers that land together over loop turns."""
 
     def __repr__(self) -> str:
         return f"Upstream({self.name!r}, url={self.config.url!r}, state={self.state!r})"
@@ -125,6 +128,10 @@ class Upstream:
                     raise UpstreamError(
                         f"upstream {self.name!r} closed the stream before [DONE]", upstream=self.name
                     )
+                if self.pace is not None:  # a wait for our own turn is not upstream time
+                    paced = clock()
+                    await self.pace()
+                    mark += clock() - paced
                 line = line.rstrip(b"\r\n")
                 if line.startswith(b"data:"):
                     data.append(line[5:].lstrip(b" "))
@@ -174,6 +181,7 @@ class Upstream:
         deadline = started + float(self.config.timeout)
         began = time.perf_counter()  # durations: see stream()
         outcome = "error"
+        paced = 0.0
         try:
             response = await self._post(path, payload, started, deadline)
             try:
@@ -189,6 +197,10 @@ class Upstream:
                 response.close()
                 raise self._connection_error(exc) from exc
             response.release()
+            if self.pace is not None:  # a wait for our own turn is not upstream time
+                mark = time.perf_counter()
+                await self.pace()
+                paced = time.perf_counter() - mark
             try:
                 result = _decode(raw)
             except msgspec.DecodeError:
@@ -204,7 +216,7 @@ class Upstream:
             outcome = "ok"
             return result
         finally:
-            elapsed = time.perf_counter() - began
+            elapsed = time.perf_counter() - began - paced
             if ctx is not None:
                 ctx.upstream_seconds += elapsed
             if self.observe is not None:

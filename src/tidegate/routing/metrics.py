@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ..metrics import Children
+
 __all__ = ["RoutingMetrics"]
 
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
@@ -46,6 +48,11 @@ class RoutingMetrics:
             "tidegate_route_degraded", "Requests answered with the degraded last-resort text.",
             registry=registry,
         )  # fmt: skip
+
+        # Per-call families, each child resolved once (see tidegate.metrics.Children).
+        self.request = Children(self.requests)
+        self.attempt = Children(self.attempts)
+        self.spent = Children(self.cost)
 
     def breaker_changed(self, model: str, state: str) -> None:
         self.breaker_state.labels(model).set(BREAKER_STATES.get(state, 0))

@@ -249,7 +249,7 @@ class Router:
                     kind = policy.classify(error)
                     outcome = outcome_label(error)
                     ledger.trail.append(f"{deployment.name}:{outcome}")
-                    self.metrics.attempts.labels(deployment.name, outcome).inc()
+                    self.metrics.attempt(deployment.name, outcome).inc()
                     if kind in ("retry", "fallback"):
                         deployment.breaker.record_failure()
                         deployment.end(time.perf_counter() - started, ok=False)
@@ -276,7 +276,7 @@ class Router:
                     deployment.done()
                     raise
                 ledger.trail.append(f"{deployment.name}:ok")
-                self.metrics.attempts.labels(deployment.name, "ok").inc()
+                self.metrics.attempt(deployment.name, "ok").inc()
                 deployment.breaker.record_success()
                 if usage is not None:
                     self.account(deployment, usage(result), ledger, tokens)
@@ -324,19 +324,19 @@ class Router:
             cost=ledger.cost,
         )
         outcome = "fallback" if fallback else "escalated" if ledger.escalated else "ok"
-        self.metrics.requests.labels(win.target.name, win.deployment.name, outcome).inc()
+        self.metrics.request(win.target.name, win.deployment.name, outcome).inc()
         self.count_cost(decision, ctx)
         return decision
 
     def count_cost(self, decision: RouteDecision, ctx: RequestContext | None) -> None:
         if decision.cost > 0 and decision.tier and decision.model:
             tenant = (ctx.tenant if ctx is not None else None) or "-"
-            self.metrics.cost.labels(tenant, decision.tier, decision.model).inc(decision.cost)
+            self.metrics.spent(tenant, decision.tier, decision.model).inc(decision.cost)
 
     def give_up(self, plan: Plan, ledger: Ledger, exhausted: Exhausted) -> RouteDecision:
         """Nothing answered: decide for the degraded text if configured, else raise ``RouteUnavailable``."""
         if self.degraded_text is None:
-            self.metrics.requests.labels(plan.target.name, "-", "error").inc()
+            self.metrics.request(plan.target.name, "-", "error").inc()
             waits = [d.wait_hint() for t in self.table.chain(plan.target) for d in t.deployments]
             retry_after = min((w for w in waits if w > 0), default=None)
             trail = " > ".join(ledger.trail) or "no deployment was available"
@@ -345,7 +345,7 @@ class Router:
                 retry_after=retry_after,
             ) from exhausted.last
         self.metrics.degraded.inc()
-        self.metrics.requests.labels("-", "-", "degraded").inc()
+        self.metrics.request("-", "-", "degraded").inc()
         return RouteDecision(
             tier=None, model=None, requested=plan.target.name,
             score=plan.score.value if plan.score else None,

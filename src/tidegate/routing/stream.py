@@ -158,7 +158,7 @@ class RouteStream:
                 raise
             except (UpstreamError, OSError, TimeoutError):
                 win.deployment.breaker.record_failure()
-                self._router.metrics.attempts.labels(win.deployment.name, "broken_stream").inc()
+                self._router.metrics.attempt(win.deployment.name, "broken_stream").inc()
                 await self._finish()
                 raise
             except BaseException:
@@ -185,7 +185,7 @@ class RouteStream:
                 decision.cost += cost
                 if cost:
                     tenant = (self._ctx.tenant if self._ctx is not None else None) or "-"
-                    self._router.metrics.cost.labels(
+                    self._router.metrics.spent(
                         tenant, decision.tier or "-", win.deployment.name
                     ).inc(cost)
 
