@@ -263,7 +263,7 @@ async def miss_overhead(sim_url: str, quick: bool) -> None:
     rows.append(["one hash embedding alone", ms(embed), "(part of the rows above)"])
     table(f"(c) miss overhead: every request a new question, simulator upstream (ms; target < 0.3 + one embedding = {target:.3f})",
           ["mode", "p50 / p99", "added p50"], rows)  # fmt: skip
-    print(f"  below {8192:,} vectors a scope is scanned exactly (int8 codes, re-scored in float32); larger scopes use an"
+    print(f"  below {8192:,} vectors a scope is scanned by brute force (sign bits, shortlist re-scored in float32); larger use an"
           " HNSW graph, which each stored miss enters later, on an idle loop turn.")
 
 

@@ -279,13 +279,15 @@ async def test_writes_racing_a_promotion_land_exactly_once(pool: WorkerPool, yie
 # -- the scan and the fresh tail ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("codes", [True, False])
-def test_scanned_matrix_matches_brute_force(codes: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("bits", [True, False])
+def test_scanned_matrix_finds_near_neighbours_with_exact_similarities(
+    bits: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tidegate.cache import matrix
 
-    if not codes:
-        monkeypatch.setattr(matrix, "_DOTS", None)  # numkong missing: scan the float32 rows
-    elif matrix._DOTS is None:
+    if not bits:
+        monkeypatch.setattr(matrix, "_HAMMING", None)  # numkong missing: scan the float32 rows
+    elif matrix._HAMMING is None:
         pytest.skip("numkong (installed with usearch) is not importable here")
     rng = np.random.default_rng(11)
     vectors = unit(rng, 3000, dim=64)
@@ -294,14 +296,19 @@ def test_scanned_matrix_matches_brute_force(codes: bool, monkeypatch: pytest.Mon
         exact.add(i + 1, v)
     for key in range(1, 3001, 7):
         exact.remove(key)
-    live = np.array([k for k in range(1, 3001) if (k - 1) % 7])
-    for q in unit(rng, 40, dim=64):
-        sims = vectors[live - 1] @ q
-        order = np.argsort(-sims)[:4]
-        found = exact.search(q, 4)
-        assert [k for k, _ in found] == [int(live[i]) for i in order]
-        assert [s for _, s in found] == pytest.approx([float(sims[i]) for i in order], abs=1e-5)
-    rebuilt = matrix.ExactVectors(64, *exact.snapshot())  # a snapshot keeps rows and codes
+    live = [k for k in range(1, 3001) if (k - 1) % 7]
+    for key in live[::97]:  # a paraphrase: the stored question, slightly moved
+        query = vectors[key - 1] + rng.standard_normal(64).astype(np.float32) * 0.05
+        query /= np.linalg.norm(query)
+        found = exact.search(query, 4)
+        assert found[0][0] == key
+        assert [s for _, s in found] == pytest.approx([float(vectors[k - 1] @ query) for k, _ in found], abs=1e-5)
+        assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+    if not bits:  # the float32 scan is exact for any query
+        query = unit(rng, 1, dim=64)[0]
+        sims = {k: float(vectors[k - 1] @ query) for k in live}
+        assert [k for k, _ in exact.search(query, 4)] == sorted(sims, key=lambda k: -sims[k])[:4]
+    rebuilt = matrix.ExactVectors(64, *exact.snapshot())  # a snapshot keeps rows and bits
     assert rebuilt.search(vectors[1], 1)[0][0] == 2
 
 

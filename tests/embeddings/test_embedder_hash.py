@@ -48,3 +48,16 @@ def test_any_text_gives_a_finite_vector_of_the_right_size(text: str, dim: int) -
     v = hash_vectors([text], dim)
     assert v.shape == (1, dim) and v.dtype == np.float32
     assert np.isfinite(v).all()
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=300), dim=st.sampled_from([64, 384, 512]))
+def test_the_request_path_vector_is_bit_for_bit_the_batch_one(text: str, dim: int) -> None:
+    # A question embedded on the loop (plain Python) and the same text embedded in a batch
+    # (numpy, e.g. at ingest) must agree exactly: indexes built one way are searched the other.
+    from tidegate.embeddings.hashing import query_vector
+
+    expected = normalize(hash_vectors([text], dim))
+    got = query_vector(text, dim)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert np.array_equal(got, expected)

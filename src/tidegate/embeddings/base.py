@@ -10,7 +10,8 @@ embed one batch; they never see the queue, the cache or the event loop's clock.
 
 An embedder cheap enough to run on the loop (``hash``) also says how to embed a few texts right
 away (:meth:`BatchingEmbedder._embed_now`): when nothing is queued or running, such a call skips
-the queue, whose future, task and extra loop turn cost more than the embedding itself.
+the queue, whose future, task and extra loop turn cost more than the embedding itself, and (one
+uncached text, the request path's case) the bookkeeping around it.
 """
 
 from __future__ import annotations
@@ -177,8 +178,9 @@ class BatchingEmbedder:
     async def _embed_batch(self, texts: list[str], kind: InputKind) -> np.ndarray:
         raise NotImplementedError
 
-    def _embed_now(self, texts: list[str], kind: InputKind) -> np.ndarray:
-        """Embed a few texts synchronously (only called when ``inline_texts`` allows it)."""
+    def _embed_now(self, texts: list[str], kind: InputKind) -> np.ndarray | None:
+        """L2-normalized rows for a few texts, computed synchronously (only called when
+        ``inline_texts`` allows it), or None to take the usual path for these texts."""
         raise NotImplementedError
 
     # -- the public call --------------------------------------------------------------------
@@ -189,6 +191,10 @@ class BatchingEmbedder:
             raise UsageError(f"Embedder `{self.name}` is {self._state}; call start() first")
         if isinstance(texts, str):
             raise TypeError("embed() takes a list of texts, not one string")
+        if len(texts) == 1 and self.inline_texts and not self._pending and not self._inflight:
+            row = self._embed_one_now(texts[0], kind)
+            if row is not None:
+                return row
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -203,9 +209,12 @@ class BatchingEmbedder:
         if not missing:
             return out
         unique = list(missing)
+        now = None
         if len(unique) <= self.inline_texts and not self._pending and not self._inflight:
+            now = self._embed_now(unique, kind)
+        if now is not None:
             self.calls += 1
-            rows = self._checked(self._embed_now(unique, kind), len(unique))
+            rows = self._shaped(now, len(unique))
         elif len(unique) >= self.batch_size:
             # A bulk call (ingest) already is a batch: send it in slices, skipping the queue.
             parts = [unique[i : i + self.batch_size] for i in range(0, len(unique), self.batch_size)]
@@ -224,6 +233,24 @@ class BatchingEmbedder:
                 stored.flags.writeable = False
                 cache[(kind, text)] = stored  # type: ignore[index]
         return out
+
+    def _embed_one_now(self, text: str, kind: InputKind) -> np.ndarray | None:
+        """One text from the cache or :meth:`_embed_now`, touching as little numpy as we can."""
+        cache = self._cache
+        key = (kind, text)
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            return hit[None, :].copy()
+        rows = self._embed_now([text], kind)
+        if rows is None:
+            return None
+        self.calls += 1
+        rows = self._shaped(rows, 1)
+        if cache is not None:
+            stored = rows[0].copy()
+            stored.flags.writeable = False
+            cache[key] = stored
+        return rows
 
     # -- batching ---------------------------------------------------------------------------
 
@@ -295,10 +322,10 @@ class BatchingEmbedder:
                 self._inflight -= 1
                 if self._pending and self._state == "open":
                     self._flush()  # what collected while we were busy goes out now
-        return self._checked(raw, len(texts))
+        return normalize(self._shaped(np.asarray(raw, dtype=np.float32), len(texts)))
 
-    def _checked(self, raw: np.ndarray, count: int) -> np.ndarray:
-        vectors = np.asarray(raw, dtype=np.float32)
+    def _shaped(self, vectors: np.ndarray, count: int) -> np.ndarray:
+        """``vectors`` if they are ``count`` rows of the right dimension, else an error."""
         if vectors.ndim != 2 or vectors.shape[0] != count:
             raise UpstreamError(
                 f"Expected {count} embeddings from `{self.name}`, got shape {vectors.shape}",
@@ -310,7 +337,7 @@ class BatchingEmbedder:
                 f" got {vectors.shape[1]}",
                 upstream=self.name,
             )
-        return normalize(vectors)
+        return vectors
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
