@@ -18,8 +18,9 @@ would have, while everything else on the loop stops queueing behind the whole bu
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
-from collections import deque
 
 __all__ = ["TurnBudget"]
 
@@ -36,27 +37,26 @@ class TurnBudget:
         self._started: float | None = None  # when this turn's first paced work began
         self._admitted = 0  # paced callers that went through this turn
         self._cost = budget / 8  # estimated seconds of work one caller runs (EWMA)
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._tickets = itertools.count()  # arrival order
+        self._queue: list[tuple[int, asyncio.Future[None]]] = []  # a heap by ticket
         self._released = 0  # let through, not yet running: still ahead of any newcomer
-        self._requeued = 0  # of those, how many found this turn full and went back to the head
         self._marked = False  # a callback at the start of the next turn is scheduled
         self.deferred = 0
         """Callers that had to wait for a later turn (tests and metrics read it)."""
 
     @property
     def waiting(self) -> int:
-        return len(self._waiters)
+        return sum(1 for _, future in self._queue if not future.done())
 
     async def pace(self) -> None:
         """Return at once if this turn has room for more work, else in a later turn."""
-        if self._admit(time.perf_counter(), queued=bool(self._waiters or self._released)):
+        if self._head() is None and not self._released and self._room(time.perf_counter()):
             return
         self.deferred += 1
-        await self._wait(front=False)
+        await self._wait(next(self._tickets))
 
-    def _admit(self, now: float, *, queued: bool) -> bool:
-        if queued:  # others are ahead: first come, first served
-            return False
+    def _room(self, now: float) -> bool:
+        """Count one more caller into this turn if it has room."""
         if self._started is None:
             self._started = now
             self._admitted = 1
@@ -67,29 +67,31 @@ class TurnBudget:
         self._admitted += 1
         return True
 
-    async def _wait(self, *, front: bool) -> None:
+    def _head(self) -> int | None:
+        """The earliest ticket still waiting (cancelled waiters are dropped here, lazily)."""
+        queue = self._queue
+        while queue and queue[0][1].done():
+            heapq.heappop(queue)
+        return queue[0][0] if queue else None
+
+    async def _wait(self, ticket: int) -> None:
         while True:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            if front:  # back to the head, behind those of our batch that came back before us
-                self._waiters.insert(self._requeued, future)
-                self._requeued += 1
-            else:
-                self._waiters.append(future)
+            heapq.heappush(self._queue, (ticket, future))
             self._mark()
             try:
                 await future
             except asyncio.CancelledError:
-                if future in self._waiters:
-                    self._waiters.remove(future)
-                elif future.done() and not future.cancelled():
+                if future.done() and not future.cancelled():
                     self._released -= 1
                     self._release(1)  # we were let through but leave: pass the turn on
                 raise
             self._released -= 1
-            # Released: go now unless the turn filled up meanwhile; then wait again, first in line.
-            if self._admit(time.perf_counter(), queued=False):
+            # Let through: go unless someone who came earlier waits again, or the turn filled
+            # up meanwhile; then back in line, where our ticket keeps our place.
+            head = self._head()
+            if (head is None or head > ticket) and self._room(time.perf_counter()):
                 return
-            front = True
 
     def _mark(self) -> None:
         if not self._marked:
@@ -105,15 +107,13 @@ class TurnBudget:
             self._cost += 0.2 * (per - self._cost)
         self._started = None
         self._admitted = 0
-        self._requeued = 0
-        if self._waiters:
+        if self._head() is not None:
             self._release(max(1, min(_MAX_RELEASE, int(self.budget / max(self._cost, 1e-6)))))
             self._mark()  # keep turning while anyone waits
 
     def _release(self, count: int) -> None:
-        while count and self._waiters:
-            future = self._waiters.popleft()
-            if not future.done():
-                future.set_result(None)
-                self._released += 1
-                count -= 1
+        while count and self._head() is not None:
+            _, future = heapq.heappop(self._queue)
+            future.set_result(None)
+            self._released += 1
+            count -= 1

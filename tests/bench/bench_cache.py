@@ -240,6 +240,19 @@ async def miss_overhead(sim_url: str, quick: bool) -> None:
         await _prefill(g, big)
         assert g.cache is not None and "hnsw" in {p.index.mode for p in g.cache.tiers.semantic._partitions.values() if p.index}
     results: dict[str, list[float]] = {name: [] for name in apps}
+    inside: list[float] = []  # the embedding's own time inside the semantic requests
+    embedder = hashed.cache.embedder
+    assert embedder is not None
+    plain_embed = embedder.embed
+
+    async def timed_embed(texts: list[str], **kw: Any) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return await plain_embed(texts, **kw)
+        finally:
+            inside.append(time.perf_counter() - started)
+
+    embedder.embed = timed_embed  # type: ignore[method-assign]
     counter = 0
     for _round in range(4):
         for name, asgi in apps.items():
@@ -248,8 +261,7 @@ async def miss_overhead(sim_url: str, quick: bool) -> None:
                 _, _headers, seconds = await asgi.call("POST", "/ai/v1/chat/completions",
                                                        chat(f"Where is parcel {counter} going?"))  # fmt: skip
                 results[name].append(seconds)
-    embedder = hashed.cache.embedder
-    assert embedder is not None
+    embedder.embed = plain_embed  # type: ignore[method-assign]
     embed = []
     for i in range(n // 4):
         started = time.perf_counter()
@@ -258,10 +270,11 @@ async def miss_overhead(sim_url: str, quick: bool) -> None:
     for g in gateways.values():
         await g.stop()
     base_p50 = pct(results["no cache"], 0.5)
-    target = 0.3 + pct(embed, 0.5) * 1000
     rows = [[name, ms(v), f"+{(pct(v, 0.5) - base_p50) * 1000:.3f}"] for name, v in results.items()]
-    rows.append(["one hash embedding alone", ms(embed), "(part of the rows above)"])
-    table(f"(c) miss overhead: every request a new question, simulator upstream (ms; target < 0.3 + one embedding = {target:.3f})",
+    rows.append(["one hash embedding, alone in a loop", ms(embed), "(part of the semantic rows)"])
+    rows.append(["one hash embedding, inside those requests", ms(inside), "(the same call, in place)"])
+    table("(c) miss overhead: every request a new question, simulator upstream (ms; target < 0.3 + one embedding: "
+          f"{0.3 + pct(embed, 0.5) * 1000:.3f} with the embedding alone, {0.3 + pct(inside, 0.5) * 1000:.3f} in place)",
           ["mode", "p50 / p99", "added p50"], rows)  # fmt: skip
     print(f"  below {8192:,} vectors a scope is scanned by brute force (sign bits, shortlist re-scored in float32); larger use an"
           " HNSW graph, which each stored miss enters later, on an idle loop turn.")
@@ -368,7 +381,7 @@ async def memory(quick: bool) -> None:
     pool.shutdown(wait=True)
     table(f"(e) memory per entry ({n:,} entries; heap counted by tracemalloc, numpy vectors included)",
           ["tiers", "heap per entry", "of which response JSON", "vector matrix per entry"], rows)  # fmt: skip
-    print("  the matrix (float32 rows + int8 codes) doubles as it grows (slack included); past 8,192 entries an HNSW"
+    print("  the matrix (float32 rows + sign bits) doubles as it grows (slack included); past 8,192 entries an HNSW"
           " graph replaces it (see (d))")
 
 

@@ -99,7 +99,19 @@ async def passthrough(config_path: Path, quick: bool) -> None:
           ["measure", "bare", "with tidegate", "ratio / added"], rows)  # fmt: skip
 
 
-async def chat(config_path: Path, sim_url: str, quick: bool) -> None:
+async def _c64(config_path: Path, sim_url: str, n: int) -> tuple[list[float], list[float], float, float]:
+    """c=64 through a gateway served from ``config_path``: latencies, overheads, rps, direct rps."""
+    port = free_port()
+    own: list[float] = []
+    with process(uvicorn_cmd("tests.bench._apps:wrapped", port), ready_url=f"http://127.0.0.1:{port}",
+                 env={"TIDEGATE_BENCH_CONFIG": str(config_path)}):  # fmt: skip
+        via, rps = await latencies(f"http://127.0.0.1:{port}/ai/v1/chat/completions", BODY, n=n,
+                                   concurrency=64, overheads=own)  # fmt: skip
+    _, direct_rps = await latencies(sim_url + "/chat/completions", BODY, n=n, concurrency=64)
+    return via, own, rps, direct_rps
+
+
+async def chat(config_path: Path, sim_url: str, quick: bool, unpaced_path: Path | None = None) -> None:
     app_port = free_port()
     env = {"TIDEGATE_BENCH_CONFIG": str(config_path)}
     direct_url = sim_url + "/chat/completions"
@@ -126,6 +138,15 @@ async def chat(config_path: Path, sim_url: str, quick: bool) -> None:
                          f"{pct(own, 0.5):.3f} / {pct(own, 0.99):.3f}",
                          f"{median(direct_rps):,.0f} → {median(via_rps):,.0f}"])  # fmt: skip
 
+    if unpaced_path is not None:  # the same c=64 run with `turn_budget: null` and with the default
+        n64 = 1000 if quick else 4000
+        off, off_own, off_rps, off_direct = await _c64(unpaced_path, sim_url, n64)
+        on, on_own, on_rps, on_direct = await _c64(config_path, sim_url, n64)
+        for label, via, own, rps, drps in (("c=64, turn_budget off", off, off_own, off_rps, off_direct),
+                                           ("c=64, turn_budget 1ms", on, on_own, on_rps, on_direct)):  # fmt: skip
+            rows.append([label, "-", f"{pct(via, 0.5) * 1000:.3f} / {pct(via, 0.99) * 1000:.3f}", "-",
+                         f"{pct(own, 0.5):.3f} / {pct(own, 0.99):.3f}", f"{drps:,.0f} → {rps:,.0f}"])  # fmt: skip
+
     # In-process: host code calling gateway.chat() vs the same call made directly with aiohttp.
     config = parse_config({"models": {"light": {"url": sim_url}}})
     n = 400 if quick else 2000
@@ -146,10 +167,11 @@ async def chat(config_path: Path, sim_url: str, quick: bool) -> None:
                 via.append(time.perf_counter() - started)
     rows.append(["c=1 in-process gateway.chat()", f"{pct(direct, 0.5) * 1000:.3f} / {pct(direct, 0.99) * 1000:.3f}",
                  f"{pct(via, 0.5) * 1000:.3f} / {pct(via, 0.99) * 1000:.3f}",
-                 f"+{(pct(via, 0.5) - pct(direct, 0.5)) * 1000:.3f} / +{(pct(via, 0.99) - pct(direct, 0.99)) * 1000:.3f}",
+                 f"{(pct(via, 0.5) - pct(direct, 0.5)) * 1000:+.3f} / {(pct(via, 0.99) - pct(direct, 0.99)) * 1000:+.3f}",
                  "-", "-"])  # fmt: skip
     print("\n  'added' includes the extra HTTP hop (server parse + aiohttp client call); 'own time' is"
-          " X-Tidegate-Overhead-Ms, the time spent in tidegate's code (total minus upstream wait).")
+          " X-Tidegate-Overhead-Ms, the time spent in tidegate's code (total minus upstream wait; with a"
+          " turn budget it includes waiting for a loop turn, which without one hides in upstream time).")
     table("(b) chat completion via tidegate vs calling the simulator directly (ms; target +0.5 p50 / +2 p99 at c=1)",
           ["mode", "direct p50 / p99", "via tidegate p50 / p99", "added p50 / p99",
            "tidegate's own time p50 / p99", "rps direct → via"], rows)  # fmt: skip
@@ -181,11 +203,13 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "bench.yaml"
         config_path.write_text(f"models:\n  light: {{url: '{sim_url}', max_concurrency: 128}}\n")
+        unpaced_path = Path(tmp) / "unpaced.yaml"
+        unpaced_path.write_text(config_path.read_text() + "turn_budget: null\n")
         print("tidegate foundation benchmark (upstream: the LLM simulator, not a model)")
         import_time()
         await passthrough(config_path, args.quick)
         with process(simulator_cmd(sim_port), ready_url=sim_url):
-            await chat(config_path, sim_url, args.quick)
+            await chat(config_path, sim_url, args.quick, unpaced_path)
 
 
 if __name__ == "__main__":

@@ -172,3 +172,11 @@ def test_dec_hook_never_crashes_with_other_errors(text: str) -> None:
             dec_hook(tp, text)
         except ValueError:
             pass
+
+
+def test_turn_budget_is_a_short_duration_or_null(tmp_path: Path) -> None:
+    assert parse_config({}).turn_budget == 0.001
+    assert parse_config({"turn_budget": None}).turn_budget is None
+    assert parse_config({"turn_budget": "5ms"}).turn_budget == 0.005
+    path = write(tmp_path, "turn_budget: 2s\n")
+    assert problems(path) == [f"Expected a duration in (0, 100ms] or null, got `2.0s` - at `$.turn_budget` ({path})"]

@@ -116,3 +116,25 @@ def test_every_caller_gets_through_in_order(waves: list[int], cost: float, cance
         assert order == finished and budget.waiting == 0
 
     asyncio.run(scenario())
+
+
+async def test_a_gateway_burst_is_paced_and_every_call_answers(sim: object) -> None:
+    from tidegate import Gateway
+    from tidegate.config import parse_config
+
+    url = sim.url  # type: ignore[attr-defined]
+    async with Gateway(parse_config({"models": {"light": {"url": url}}, "turn_budget": 0.0001})) as gateway:
+        assert gateway.turns is not None
+
+        async def blocking(i: int) -> str:
+            answer = await gateway.chat([{"role": "user", "content": f"question {i}"}], model="light")
+            return str(answer["choices"][0]["message"]["content"])
+
+        async def streamed(i: int) -> int:
+            return len([c async for c in gateway.stream_chat([{"role": "user", "content": f"q {i}"}], model="light")])
+
+        answers = await asyncio.gather(*(blocking(i) for i in range(60)), *(streamed(i) for i in range(20)))
+        assert all(answers) and gateway.turns.deferred > 0 and gateway.turns.waiting == 0
+    async with Gateway(parse_config({"models": {"light": {"url": url}}, "turn_budget": None})) as gateway:
+        assert gateway.turns is None
+        assert (await gateway.chat([{"role": "user", "content": "hi"}], model="light"))["choices"]

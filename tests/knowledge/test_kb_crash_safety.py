@@ -66,7 +66,10 @@ CHILD = textwrap.dedent(
         devnull = open(os.devnull, "w")
         i = 0
         while True:
-            Path(source, f"new{i % 5}.md").write_text(f"# New {i}\\n\\nRevision {i} of this file.\\n")
+            # Atomically: a kill in the middle of a plain write would leave an empty source file
+            # (no chunk), and the final count below expects one chunk per file.
+            Path(source, ".next.tmp").write_text(f"# New {i}\\n\\nRevision {i} of this file.\\n")
+            os.replace(Path(source, ".next.tmp"), Path(source, f"new{i % 5}.md"))
             print(f"ingest {i}", flush=True)
             assert ingest_main(root, "kb", out=devnull, err=devnull, checkpoint_every=None) == 0
             i += 1

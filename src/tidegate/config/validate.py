@@ -47,6 +47,10 @@ def validate_core(config: TidegateConfig) -> list[str]:
         issues.append(
             f"Expected a size >= 1kb, got `{int(config.max_body_size)}` bytes - at `$.max_body_size`"
         )
+    if config.turn_budget is not None and not 0 < config.turn_budget <= 0.1:
+        issues.append(
+            f"Expected a duration in (0, 100ms] or null, got `{float(config.turn_budget)}s` - at `$.turn_budget`"
+        )
     return issues
 
 
