@@ -16,7 +16,8 @@ import numpy as np
 
 from .._concurrency import WorkerPool
 from .entry import Entry
-from .vectors import DType, PartitionIndex
+from .graph import DType
+from .vectors import PartitionIndex
 
 __all__ = ["SemanticEntry", "SemanticStore"]
 

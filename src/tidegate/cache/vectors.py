@@ -12,9 +12,8 @@ into the graph in the worker pool, a few per mutex hold: right after a search of
 ``FLUSH_DELAY`` when nobody searches. A search that finds the graph busy goes to the pool too, so
 the loop itself never blocks on the mutex; it waits for at most one chunk.
 
-Every insert is single-threaded (``threads=1``): USearch's multi-threaded batch add races between
-concurrent inserts and leaves some nodes stored but unreachable by search (unum-cloud/USearch#735,
-~1 % of a 1k-vector build on 2 cores), i.e. cached answers that can never hit again.
+The USearch calls themselves (single-threaded inserts, see there why) live in
+:mod:`tidegate.cache.graph`.
 
 Rebuilds (that promotion, compaction once removals pile up, demotion when it shrinks) run in the
 background: a snapshot is built in the pool while the live structure keeps serving; operations
@@ -32,14 +31,10 @@ from typing import Any, Literal
 import numpy as np
 
 from .._concurrency import WorkerPool
-from ..embeddings import _native  # noqa: F401  (onnxruntime must load before usearch)
+from .graph import DType, Index, apply_index, build, get_vectors, search_index
 from .matrix import ExactVectors, Op, apply_exact
 
-from usearch.index import Index  # isort: skip
-
 __all__ = ["FLUSH_CHUNK", "FLUSH_DELAY", "LOOP_SEARCH_BELOW", "PartitionIndex"]
-
-DType = Literal["f32", "f16", "i8"]
 
 LOOP_SEARCH_BELOW = 250_000
 """Graphs smaller than this are searched on the event loop (f32 384-d: ~0.15 ms at 100k)."""
@@ -140,7 +135,7 @@ class PartitionIndex:
                 apply_exact(self._exact, ops)
             else:
                 assert self._index is not None
-                await self._writing(_apply_index, self._index, self._take_pending() + ops)
+                await self._writing(apply_index, self._index, self._take_pending() + ops)
         self.maintain()
 
     def discard(self, key: int) -> None:
@@ -195,9 +190,9 @@ class PartitionIndex:
                         # A vector or two (~0.1-0.25 ms) on the loop, which searches this graph
                         # itself and so can never wait for the mutex: cheaper than a thread hop
                         # and a worker competing for the cores. One chunk per idle loop turn.
-                        _apply_index(index, ops)
+                        apply_index(index, ops)
                     else:
-                        await self._writing(_apply_index, index, ops)
+                        await self._writing(apply_index, index, ops)
                     for key, sequence in chunk:
                         if self._fresh_order.get(key) == sequence:
                             del self._fresh_order[key]
@@ -241,13 +236,13 @@ class PartitionIndex:
         if self._busy or len(index) >= LOOP_SEARCH_BELOW:
             self._busy += 1  # an insert on the loop meanwhile would block on the mutex
             try:
-                found = await self._pool.run(_search_index, index, vector, count)
+                found = await self._pool.run(search_index, index, vector, count)
             finally:
                 self._busy -= 1
         else:
             # Nobody holds the mutex and a search takes ~0.1-0.3 ms here: cheaper than the
             # ~0.1 ms thread hop it saves, and well under the 1 ms we allow on the loop.
-            found = _search_index(index, vector, count)
+            found = search_index(index, vector, count)
         members = self._members
         found = [(key, sim) for key, sim in found if key in members and key not in fresh]
         if len(fresh):
@@ -285,18 +280,18 @@ class PartitionIndex:
             if index is not None:
                 # Keys discarded since the snapshot may be gone from the graph already; they are
                 # in the log, so dropping them here loses nothing.
-                keys, vectors = await self._writing(_get_vectors, index, keys, self.dim)
+                keys, vectors = await self._writing(get_vectors, index, keys, self.dim)
                 keys = np.concatenate([keys, fresh_keys])
                 vectors = np.concatenate([vectors, fresh_vectors])
             to_graph = len(keys) >= self.exact_below // 2
-            built = await self._pool.run(_build, keys, vectors, self.dim, self.dtype, to_graph)
+            built = await self._pool.run(build, keys, vectors, self.dim, self.dtype, to_graph)
             removed = 0
             async with self._lock:
                 while self._log:
                     batch, self._log = self._log, []
                     if isinstance(built, Index):
                         removed += sum(1 for _, vector in batch if vector is None)
-                        await self._pool.run(_apply_index, built, batch)
+                        await self._pool.run(apply_index, built, batch)
                     else:
                         apply_exact(built, batch)
                 self._log = None
@@ -358,73 +353,3 @@ async def _idle_turn() -> None:
 
 def _by_similarity(found: tuple[int, float]) -> float:
     return -found[1]
-
-
-def _apply_index(index: Index, ops: list[Op]) -> None:
-    """Apply ops in order; runs of adds go in as one batch call (one pool hop, one mutex hold)."""
-    keys: list[int] = []
-    rows: list[np.ndarray] = []
-
-    def flush() -> None:
-        if keys:
-            fresh: dict[int, int] = {}  # USearch raises on duplicate keys; the first add wins, as in ExactVectors
-            for i, k in enumerate(keys):
-                if k not in fresh and not index.contains(k):
-                    fresh[k] = i
-            if fresh:
-                batch = np.fromiter(fresh, dtype=np.uint64, count=len(fresh))
-                index.add(batch, np.stack([rows[i] for i in fresh.values()]), threads=1)
-            keys.clear()
-            rows.clear()
-
-    for key, vector in ops:
-        if vector is None:
-            flush()
-            index.remove(key)
-        else:
-            keys.append(key)
-            rows.append(vector)
-    flush()
-
-
-def _search_index(index: Index, vector: np.ndarray, count: int) -> list[tuple[int, float]]:
-    if len(index) == 0:
-        return []
-    matches = index.search(vector, count)
-    return [(int(k), 1.0 - float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)]
-
-
-def _get_vectors(index: Index, keys: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """The stored vectors of ``keys``, without the keys the graph no longer holds (USearch
-    returns None for those; a zero row would enter the new graph as a real node)."""
-    if len(keys) == 0:
-        return keys, np.zeros((0, dim), dtype=np.float32)
-    rows = index.get(keys, dtype="f32")
-    if isinstance(rows, np.ndarray) and rows.ndim == 2:
-        return keys, np.ascontiguousarray(rows, dtype=np.float32)
-    found = [(i, row) for i, row in enumerate(rows or ()) if row is not None]
-    out = np.zeros((len(found), dim), dtype=np.float32)
-    for j, (_, row) in enumerate(found):
-        out[j] = row
-    return keys[[i for i, _ in found]], out
-
-
-_EXPANSION_ADD = 64
-"""64 instead of USearch's 128: inserts cost half (~150 µs f32 at 384-d on this
-class of machine) at the same recall@1 for the near neighbours a cache looks for."""
-
-
-def _build(
-    keys: np.ndarray, vectors: np.ndarray, dim: int, dtype: DType, to_graph: bool
-) -> Index | ExactVectors:
-    if not to_graph:
-        return ExactVectors(dim, keys, vectors)
-    index = Index(
-        ndim=dim, metric="cos", dtype=dtype, connectivity=16, expansion_add=_EXPANSION_ADD,
-        expansion_search=64,
-    )  # fmt: skip
-    if len(keys):
-        # threads=1: parallel inserts strand nodes (see the module docstring); ~1.3x slower on 2
-        # cores, and this runs in the background anyway.
-        index.add(keys, np.ascontiguousarray(vectors, dtype=np.float32), threads=1)
-    return index
