@@ -27,10 +27,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def pin_apart(enabled: bool = True) -> set[int] | None:
+    """Pin this process to its first CPU and return the others, for the processes it starts.
+
+    The simulator stands in for a model server on another machine. Sharing the measured CPU, its
+    work ran there between our steps and left the caches cold; pinned apart, it cannot. None when
+    pinning is off, unsupported (not Linux) or there is only one CPU.
+    """
+    if not enabled or not hasattr(os, "sched_setaffinity"):
+        return None
+    mine = sorted(os.sched_getaffinity(0))
+    if len(mine) < 2:
+        return None
+    os.sched_setaffinity(0, {mine[0]})
+    return set(mine[1:])
+
+
 @contextmanager
-def process(cmd: list[str], *, ready_url: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    cmd: list[str], *, ready_url: str, env: dict[str, str] | None = None, cpus: set[int] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``cmd`` until the block ends, once ``ready_url`` accepts connections (on ``cpus``)."""
     full_env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}", **(env or {})}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=pin
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

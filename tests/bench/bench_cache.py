@@ -8,7 +8,7 @@
 (e) memory per entry (Python heap via tracemalloc, plus the vector index);
 (f) ``--quality``: traps served / should-hit served on examples/cache_pairs at the shipped defaults.
 
-    python tests/bench/bench_cache.py [--quick] [--entries N] [--dtype f32|i8] [--quality]
+    python tests/bench/bench_cache.py [--quick] [--entries N] [--dtype f32|i8] [--quality] [--no-pin]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import ROOT, free_port, pct, process, simulator_cmd, table, uvicorn_cmd
+from _harness import ROOT, free_port, pct, pin_apart, process, simulator_cmd, table, uvicorn_cmd
 
 from tidegate import Gateway, TidegateMiddleware
 from tidegate._concurrency import WorkerPool
@@ -114,7 +114,7 @@ def ms(values: list[float]) -> str:
 # -- (a) exact hits --------------------------------------------------------------------------------
 
 
-async def exact_hits(sim_url: str, quick: bool) -> None:
+async def exact_hits(sim_url: str, quick: bool, cpus: set[int] | None) -> None:
     n = 2000 if quick else 10_000
     gateway = cached_gateway({"models": {"light": {"url": sim_url}}})
     asgi = Asgi(TidegateMiddleware(_host, gateway=gateway))
@@ -138,7 +138,7 @@ async def exact_hits(sim_url: str, quick: bool) -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {"TIDEGATE_BENCH_CACHE_CONFIG": str(cfg)}
-        with process(uvicorn_cmd("tests.bench.bench_cache:app", port), ready_url=url, env=env):
+        with process(uvicorn_cmd("tests.bench.bench_cache:app", port), ready_url=url, env=env, cpus=cpus):
             async with aiohttp.ClientSession() as client:
                 body = chat(QUESTION)
                 hdrs = {"content-type": "application/json"}
@@ -399,9 +399,11 @@ def quality() -> None:
 async def main(args: argparse.Namespace) -> None:
     sim_port = free_port()
     sim_url = f"http://127.0.0.1:{sim_port}/v1"
-    print("tidegate response-cache benchmark (upstream: the LLM simulator, not a model)")
-    with process(simulator_cmd(sim_port), ready_url=sim_url):
-        await exact_hits(sim_url, args.quick)
+    cpus = pin_apart(not args.no_pin)
+    where = f"this process on CPU {sorted(os.sched_getaffinity(0))}, servers on {sorted(cpus)}" if cpus else "not pinned"
+    print(f"tidegate response-cache benchmark (upstream: the LLM simulator, not a model; {where})")
+    with process(simulator_cmd(sim_port), ready_url=sim_url, cpus=cpus):
+        await exact_hits(sim_url, args.quick, cpus)
         await semantic_hits(sim_url, args.quick)
         await miss_overhead(sim_url, args.quick)
     await lookups(args.entries if not args.quick else min(args.entries, 20_000), args.dtype, args.quick)
@@ -414,6 +416,7 @@ if __name__ == "__main__":
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--dtype", choices=("f32", "f16", "i8"), default="f32")
     parser.add_argument("--quality", action="store_true", help="also run the pair-set quality report")
+    parser.add_argument("--no-pin", action="store_true", help="let the servers share this process's CPU")
     arguments = parser.parse_args()
     asyncio.run(main(arguments))
     if arguments.quality:

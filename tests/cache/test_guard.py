@@ -101,3 +101,57 @@ def test_a_changed_number_is_always_refused(text: str, number: int, other: int) 
     a = features(f"{text} {number}")
     b = features(f"{text} {other}")
     assert (refusal(a, b) is None) == (number == other)
+
+
+# -- the guard's fast paths agree with their definitions ---------------------------------------------
+
+_TOKENS = st.lists(st.sampled_from("a b c d e the my order plan refund".split()), max_size=12).map(tuple)
+
+
+@given(_TOKENS, _TOKENS)
+def test_frame_similarity_is_difflibs_ratio(a: tuple[str, ...], b: tuple[str, ...]) -> None:
+    from difflib import SequenceMatcher
+
+    from tidegate.cache.guard import _similarity
+
+    assert _similarity(a, b) == SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def _within_one_edit(x: str, y: str) -> bool:
+    """The definition: equal, one substitution, insertion or deletion, or two neighbours swapped."""
+    alphabet = set(x + y)
+    edits = {x[:i] + x[i + 1 :] for i in range(len(x))}
+    edits |= {x[:i] + c + x[i + 1 :] for i in range(len(x)) for c in alphabet}
+    edits |= {x[:i] + c + x[i:] for i in range(len(x) + 1) for c in alphabet}
+    edits |= {x[:i] + x[i + 1] + x[i] + x[i + 2 :] for i in range(len(x) - 1)}
+    return y == x or y in edits
+
+
+@given(st.text("abc", max_size=7), st.text("abc", max_size=7))
+def test_one_edit_matches_its_definition(x: str, y: str) -> None:
+    from tidegate.cache.guard import _one_edit
+
+    if abs(len(x) - len(y)) <= 1:  # the only pairs the guard asks about
+        assert _one_edit(x, y) == _within_one_edit(x, y)
+
+
+_WORDS = st.lists(st.sampled_from("enable disable open close closed available unavailable on off in out the my".split()), max_size=6)
+
+
+@given(_WORDS, _WORDS)
+def test_polarity_matches_the_antonym_list(a: list[str], b: list[str]) -> None:
+    from tidegate.cache.guard import NEGATING_PREFIXES, _polarity
+    from tidegate.cache.lexicon import ANTONYMS
+    from tidegate.cache.text import stem
+
+    fa, fb = features(" ".join(a)), features(" ".join(b))
+    sa, sb = set(fa.stems), set(fb.stems)
+    expected = any(
+        (stem(x) in sa - sb and stem(y) in sb - sa) or (stem(y) in sa - sb and stem(x) in sb - sa)
+        for x, y in ANTONYMS
+    ) or any(
+        word.startswith(prefix) and len(word) - len(prefix) >= 3 and word[len(prefix) :] in other
+        and word[len(prefix) :] not in one
+        for one, other in ((sa - sb, sb), (sb - sa, sa)) for word in one for prefix in NEGATING_PREFIXES
+    )  # fmt: skip
+    assert _polarity(fa, fb) == expected

@@ -286,8 +286,8 @@ def test_scanned_matrix_finds_near_neighbours_with_exact_similarities(
     from tidegate.cache import matrix
 
     if not bits:
-        monkeypatch.setattr(matrix, "_HAMMING", None)  # numkong missing: scan the float32 rows
-    elif matrix._HAMMING is None:
+        monkeypatch.setattr(matrix, "_KERNELS", None)  # numkong missing: scan the float32 rows
+    elif matrix._KERNELS is None:
         pytest.skip("numkong (installed with usearch) is not importable here")
     rng = np.random.default_rng(11)
     vectors = unit(rng, 3000, dim=64)
@@ -310,6 +310,31 @@ def test_scanned_matrix_finds_near_neighbours_with_exact_similarities(
         assert [k for k, _ in exact.search(query, 4)] == sorted(sims, key=lambda k: -sims[k])[:4]
     rebuilt = matrix.ExactVectors(64, *exact.snapshot())  # a snapshot keeps rows and bits
     assert rebuilt.search(vectors[1], 1)[0][0] == 2
+
+
+def test_scan_sees_rows_added_and_moved_after_it_packed_the_bits() -> None:
+    from tidegate.cache import matrix
+
+    if matrix._KERNELS is None:
+        pytest.skip("numkong (installed with usearch) is not importable here")
+    rng = np.random.default_rng(12)
+    vectors = unit(rng, 2000, dim=64)
+    exact = matrix.ExactVectors(64)
+    for i in range(600):
+        exact.add(i + 1, vectors[i])
+    assert exact.search(vectors[5], 1)[0][0] == 6  # packs rows 0..599
+    for i in range(600, 2000):  # past the unpacked allowance, several times over
+        exact.add(i + 1, vectors[i])
+        if i % 97 == 0:
+            assert exact.search(vectors[i], 1)[0][0] == i + 1
+    for key in range(1, 2001, 3):  # swap-removes move rows into packed slots
+        exact.remove(key)
+        if key % 301 == 0:
+            survivor = key + 1
+            assert exact.search(vectors[survivor - 1], 1)[0][0] == survivor
+    for key in (k for k in range(1, 2001) if (k - 1) % 3):
+        found = exact.search(vectors[key - 1], 2)
+        assert found[0][0] == key and found[0][1] == pytest.approx(1.0, abs=1e-5)
 
 
 async def test_graph_adds_never_wait_and_reach_the_graph_later(pool: WorkerPool) -> None:

@@ -13,8 +13,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from cachetools import LRUCache
-
 from .._concurrency import WorkerPool
 from ..config.cache import CacheConfig
 from ..embeddings.base import Embedder
@@ -33,6 +31,7 @@ __all__ = ["Hit", "Plan", "Tiers"]
 
 HitKind = Literal["exact", "normalized", "semantic", "curated"]
 _SWEEP_BATCH = 10_000
+_FEATURES_KEPT = 4096
 
 
 class Plan:
@@ -85,7 +84,7 @@ class Tiers:
             exact_below=sem.exact_below, evicted=self._evicted("semantic"),
         )  # fmt: skip
         self.curated: CuratedIndex | None = None
-        self._features: LRUCache[str, Features] = LRUCache(maxsize=4096)
+        self._features: dict[str, Features] = {}  # a bounded memo, oldest out first
         exact, semantic = self.exact, self.semantic
         metrics.watch("exact", entries=exact.__len__, size=lambda: exact.bytes)
         metrics.watch("semantic", entries=semantic.__len__, size=lambda: semantic.bytes)
@@ -131,9 +130,11 @@ class Tiers:
         if self.curated is not None:
             for curated_question, text, sim in self.curated.candidates(key.tenant, key.route, plan.vector):
                 candidates.append((sim, curated_question, None, text))
+        curated = bool(candidates)
         for found, sim in await self.semantic.search(key.partition, plan.vector):
             candidates.append((sim, found.question, found, None))
-        candidates.sort(key=lambda c: -c[0])
+        if curated:  # each list is best first already
+            candidates.sort(key=_by_similarity)
         mine: Features | None = None
         refused = False
         for sim, other, item, answer in candidates:
@@ -165,9 +166,14 @@ class Tiers:
         return True
 
     def features(self, text: str) -> Features:
-        found = self._features.get(text)
+        """The guard's features of ``text``, memoized: a stored question is compared again and
+        again. A dict, not an LRU: a lookup here is a C call (~0.05 µs against ~2 µs)."""
+        memo = self._features
+        found = memo.get(text)
         if found is None:
-            found = self._features[text] = features(text)
+            found = memo[text] = features(text)
+            if len(memo) > _FEATURES_KEPT:
+                del memo[next(iter(memo))]
         return found
 
     # -- store --------------------------------------------------------------------------------
@@ -282,3 +288,7 @@ class Tiers:
     async def aclose(self) -> None:
         await self.semantic.aclose()
         self.exact.clear()
+
+
+def _by_similarity(candidate: tuple[float, str, SemanticEntry | None, str | None]) -> float:
+    return -candidate[0]
