@@ -28,19 +28,19 @@ def free_port() -> int:
 
 
 def pin_apart(enabled: bool = True) -> set[int] | None:
-    """Pin this process to its first CPU and return the others, for the processes it starts.
+    """CPUs for the servers a benchmark starts: the last one, away from this process's loop.
 
-    The simulator stands in for a model server on another machine. Sharing the measured CPU, its
-    work ran there between our steps and left the caches cold; pinned apart, it cannot. None when
-    pinning is off, unsupported (not Linux) or there is only one CPU.
+    The simulator stands in for a model server on another machine. Free to run anywhere, it ran
+    on the CPU of the loop being measured between that loop's steps and left its caches cold. This
+    process itself stays unpinned, so its worker threads still have every CPU. None when pinning
+    is off, unsupported (not Linux) or there is only one CPU.
     """
     if not enabled or not hasattr(os, "sched_setaffinity"):
         return None
     mine = sorted(os.sched_getaffinity(0))
     if len(mine) < 2:
         return None
-    os.sched_setaffinity(0, {mine[0]})
-    return set(mine[1:])
+    return {mine[-1]}
 
 
 @contextmanager

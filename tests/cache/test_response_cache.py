@@ -112,12 +112,34 @@ async def test_normalized_and_semantic_tiers(make_cache: Any) -> None:
 async def test_traps_are_refused_and_counted(make_cache: Any) -> None:
     cache, up = await make_cache(), Upstream()
     await answer(cache, ask("Can I return an item after 30 days?"), up)
-    text, _headers = await answer(cache, ask("Can I return an item after 60 days?"), up)
-    assert text == "answer 2"
-    refused = cache.metrics.registry.get_sample_value("tidegate_cache_guard_refusals_total", {"reason": "number"})
-    assert refused == 1
+    # Another number: stored apart (its signature differs), so never even a candidate.
+    assert (await answer(cache, ask("Can I return an item after 60 days?"), up))[0] == "answer 2"
     await answer(cache, ask("How do I cancel my order?"), up)
     assert (await answer(cache, ask("How do I cancel my subscription?"), up))[0] == "answer 4"
+    registry = cache.metrics.registry
+    assert registry.get_sample_value("tidegate_cache_guard_refusals_total", {"reason": "object"}) == 1
+    assert registry.get_sample_value("tidegate_cache_guard_refusals_total", {"reason": "number"}) is None
+
+
+async def test_questions_about_other_numbers_do_not_crowd_out_the_paraphrase(make_cache: Any) -> None:
+    cache, up = await make_cache(), Upstream()
+    question, paraphrase = "What is the price of plan 7?", "What's the cost of plan 7?"
+    others = [f"What is the price of plan {n}?" for n in range(8, 60)]
+    vectors = await cache.embedder.embed([question, paraphrase, *others])
+    nearer = sum(float(vectors[0] @ v) > float(vectors[0] @ vectors[1]) for v in vectors[2:])
+    assert nearer >= 4  # searched together, these would fill the nearest few and be refused
+    await answer(cache, ask(paraphrase), up)
+    for other in others:
+        await answer(cache, ask(other), up)
+    text, headers = await answer(cache, ask(question), up)
+    assert text == "answer 1" and headers["cache-status"].endswith("detail=semantic"), headers
+
+
+async def test_without_the_guard_every_question_shares_one_index(make_cache: Any) -> None:
+    cache, up = await make_cache({"semantic": {"guard": False, "threshold": 0.5}}), Upstream()
+    await answer(cache, ask("Can I return an item after 30 days?"), up)
+    text, headers = await answer(cache, ask("Can I return an item after 60 days?"), up)
+    assert text == "answer 1" and headers["cache-status"].endswith("detail=semantic")  # its own choice
 
 
 async def test_follow_ups_only_match_within_their_conversation(make_cache: Any) -> None:

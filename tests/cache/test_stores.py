@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,6 +84,35 @@ async def test_semantic_store_bounded_across_partitions(clock: Clock, pool: Work
     clock.advance(61)
     assert await store.sweep() == 50
     assert len(store) == 0 and store.partitions == 0 and store.bytes == 0
+
+
+async def test_signatures_keep_vectors_apart_and_leave_nothing_behind(clock: Clock, pool: WorkerPool) -> None:
+    rng = np.random.default_rng(3)
+    store = SemanticStore(max_entries=500, clock=clock, pool=pool, dim=32, exact_below=64)
+    vectors = unit(rng, 400)
+    for i in range(400):  # 100 signatures of 4 questions; one grows a graph, the rest stay small
+        signature = "big" if i < 200 else f"n{i % 50}"
+        store.put(b"p", f"question {i}", f"question {i}", vectors[i], entry(str(i), clock, ttl=10 + i % 2 * 100),
+                  signature=signature)  # fmt: skip
+    await store.settle()
+    part = store._partitions[b"p"]
+    assert len(part.indexes) == 51 and part.indexes["big"].mode == "hnsw"
+    # Each signature is searched alone, even by a vector stored under another.
+    assert [i.question for i, _ in await store.search(b"p", vectors[251], k=1, signature="n1")] == ["question 251"]
+    others = await store.search(b"p", vectors[251], k=9, signature="n0")
+    assert sorted(i.question for i, _ in others) == [f"question {n}" for n in (200, 250, 300, 350)]
+    assert await store.search(b"p", vectors[5], k=1, signature="nothing") == []
+    # A vector is put once: a second signature for the same entry is ignored.
+    item = store.get_normalized(b"p", "question 201")
+    assert item is not None and item.signature == "n1"
+    store.put_vector(item, vectors[0], "big")
+    assert all(i.question != "question 201" for i, _ in await store.search(b"p", vectors[0], k=5, signature="big"))
+    clock.advance(11)  # the even questions expire; odd-numbered signatures lose nothing
+    assert await store.sweep() == 200
+    assert len(part.indexes) == 26 and "big" in part.indexes  # emptied signatures are dropped
+    clock.advance(200)
+    assert await store.sweep() == 200
+    assert store.partitions == 0 and store.vector_bytes == 0 and len(store) == 0
 
 
 async def test_semantic_ttl_is_checked_lazily_and_swept(clock: Clock, pool: WorkerPool) -> None:
@@ -351,6 +381,33 @@ async def test_graph_adds_never_wait_and_reach_the_graph_later(pool: WorkerPool)
     await index.settle()  # the search started the move; idle turns finish it
     assert index.unflushed == 0
     for i in range(260):
+        assert (await index.search(vectors[i], 1))[0][0] == i + 1
+
+
+async def test_a_graph_whose_inserts_are_slow_gets_them_in_the_pool(pool: WorkerPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from tidegate.cache import vectors as module
+
+    rng = np.random.default_rng(14)
+    vectors = unit(rng, 300)
+    index = PartitionIndex(dim=32, dtype="f32", exact_below=64, pool=pool)
+    await index.add_many(list(range(1, 101)), vectors[:100])
+    await index.settle()
+    threads: list[bool] = []  # True: on the loop's thread
+    real = module.apply_index
+
+    def recording(*args: Any) -> None:
+        threads.append(threading.current_thread() is threading.main_thread())
+        real(*args)
+
+    monkeypatch.setattr(module, "apply_index", recording)
+    monkeypatch.setattr(module, "INLINE_INSERT_LIMIT", 1e-9)  # any insert is "slow"
+    for i in range(100, 120):
+        index.add(i + 1, vectors[i])
+    await index.flush()
+    assert threads[0] and not any(threads[1:]) and len(threads) > 1  # one on the loop, then the pool
+    for i in range(120):
         assert (await index.search(vectors[i], 1))[0][0] == i + 1
 
 

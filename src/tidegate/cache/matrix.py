@@ -88,6 +88,7 @@ def _kernels() -> _Kernels | None:
 
 
 _KERNELS = _kernels()
+_NO_DISTANCES = np.empty(0, dtype=np.uint32)  # shared until a search packs (replaced, never written)
 
 
 class ExactVectors:
@@ -98,7 +99,7 @@ class ExactVectors:
     def __init__(self, dim: int, keys: np.ndarray | None = None, matrix: np.ndarray | None = None) -> None:
         self.dim = dim
         count = 0 if keys is None else len(keys)
-        capacity = max(2, count * 2)
+        capacity = count * 2  # empty until the first add: most signatures hold one question
         self._keys = np.empty(capacity, dtype=np.uint64)
         self._matrix = np.empty((capacity, dim), dtype=np.float32)
         self._bits = np.empty((capacity, (dim + 7) // 8), dtype=np.uint8)
@@ -106,7 +107,7 @@ class ExactVectors:
         self._slots: dict[int, int] = {}
         self._packed: Any = None  # numkong's packed copy of bits[:_packed_rows], or None: remake
         self._packed_rows = 0
-        self._distances = np.empty(0, dtype=np.uint32)
+        self._distances = _NO_DISTANCES
         self._target: Any = None  # _distances[:_packed_rows], as the packed kernel's output
         if keys is not None and matrix is not None and count:  # a snapshot: unique keys
             self._keys[:count] = keys
@@ -226,7 +227,7 @@ def _scan(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
 
 
 def _grown(array: np.ndarray, used: int) -> np.ndarray:
-    out = np.empty((used * 2, *array.shape[1:]), dtype=array.dtype)
+    out = np.empty((max(1, used * 2), *array.shape[1:]), dtype=array.dtype)
     out[:used] = array[:used]
     return out
 

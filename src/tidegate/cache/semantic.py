@@ -4,6 +4,13 @@ Entries are bounded in one LRU across all partitions (``max_entries``) and expir
 lookup skips what has expired (lazy), and :meth:`SemanticStore.sweep` removes it from the maps
 and indexes in bounded steps (periodic). Empty partitions are dropped, so a million one-off
 conversations leave nothing behind once they expire.
+
+Within a partition, vectors are indexed by *signature*: what the trap guard requires to be equal
+between two questions (their numbers, dates and negations, see
+:attr:`~tidegate.cache.text.Features.signature`). A question is only compared with questions it
+could be served from, so "where is order 1042?" searches the few questions about order 1042, not
+ten thousand about other orders; and those ten thousand, nearer in meaning than any paraphrase,
+can no longer crowd the right answer out of the nearest few and get refused one by one.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ _QUESTION_OVERHEAD = 200  # the SemanticEntry object, its slots and dict/heap re
 
 
 class SemanticEntry:
-    __slots__ = ("entry", "key", "norm", "partition", "question")
+    __slots__ = ("entry", "key", "norm", "partition", "question", "signature")
 
     def __init__(self, key: int, partition: bytes, question: str, norm: str, entry: Entry) -> None:
         self.key = key
@@ -34,6 +41,7 @@ class SemanticEntry:
         self.question = question
         self.norm = norm
         self.entry = entry
+        self.signature: str | None = None  # the index its vector is in; None: not in one (yet)
 
     @property
     def size(self) -> int:
@@ -41,11 +49,11 @@ class SemanticEntry:
 
 
 class _Partition:
-    __slots__ = ("index", "norms")
+    __slots__ = ("indexes", "norms")
 
-    def __init__(self, index: PartitionIndex | None) -> None:
+    def __init__(self) -> None:
         self.norms: dict[str, int] = {}
-        self.index = index
+        self.indexes: dict[str, PartitionIndex] = {}  # by signature
 
 
 class SemanticStore:
@@ -72,7 +80,7 @@ class SemanticStore:
         self._entries: OrderedDict[int, SemanticEntry] = OrderedDict()
         self._partitions: dict[bytes, _Partition] = {}
         self._expiry: list[tuple[float, int]] = []
-        self._dirty: set[bytes] = set()  # partitions whose graph has removals to apply
+        self._dirty: set[tuple[bytes, str]] = set()  # indexes whose graph has removals to apply
         self._next_key = 1  # USearch keys: never 0 (padding) nor 2**64-1
         self.bytes = 0
 
@@ -85,7 +93,10 @@ class SemanticStore:
 
     @property
     def vector_bytes(self) -> int:
-        return sum(p.index.nbytes for p in self._partitions.values() if p.index is not None)
+        return sum(index.nbytes for index in self._indexes())
+
+    def _indexes(self) -> list[PartitionIndex]:
+        return [index for part in self._partitions.values() for index in part.indexes.values()]
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -96,11 +107,15 @@ class SemanticStore:
         key = part.norms.get(norm)
         return self._live(key) if key is not None else None
 
-    async def search(self, partition: bytes, vector: np.ndarray, k: int = 4) -> list[tuple[SemanticEntry, float]]:
+    async def search(
+        self, partition: bytes, vector: np.ndarray, k: int = 4, *, signature: str = ""
+    ) -> list[tuple[SemanticEntry, float]]:
+        """The ``k`` nearest live entries among those stored with ``signature``, best first."""
         part = self._partitions.get(partition)
-        if part is None or part.index is None:
+        index = part.indexes.get(signature) if part is not None else None
+        if index is None:
             return []
-        found = await part.index.search(vector, k)
+        found = await index.search(vector, k)
         out = []
         for key, similarity in found:
             item = self._live(key)
@@ -135,38 +150,62 @@ class SemanticStore:
         item, _ = self._insert(partition, question, norm, entry)
         return item
 
-    def put_vector(self, item: SemanticEntry, vector: np.ndarray) -> None:
-        if self._entries.get(item.key) is not item:
-            return  # evicted or replaced in the meantime (e.g. while it was being embedded)
-        part = self._partitions.get(item.partition)
-        if part is not None and part.index is not None:
-            part.index.add(item.key, vector)
+    def put_vector(self, item: SemanticEntry, vector: np.ndarray, signature: str = "") -> None:
+        """Make ``item`` findable by meaning among the entries of the same ``signature``."""
+        if self._entries.get(item.key) is not item or item.signature is not None:
+            return  # evicted or replaced meanwhile (e.g. while it was embedded), or indexed already
+        index = self._index(item.partition, signature)
+        if index is not None:
+            item.signature = signature
+            index.add(item.key, vector)
+
+    def _index(self, partition: bytes, signature: str) -> PartitionIndex | None:
+        part = self._partitions.get(partition)
+        if part is None or self.dim is None:
+            return None
+        index = part.indexes.get(signature)
+        if index is None:
+            index = part.indexes[signature] = PartitionIndex(
+                dim=self.dim, dtype=self.dtype, exact_below=self.exact_below, pool=self._pool
+            )
+        return index
 
     def put(
-        self, partition: bytes, question: str, norm: str, vector: np.ndarray | None, entry: Entry
-    ) -> SemanticEntry | None:
+        self, partition: bytes, question: str, norm: str, vector: np.ndarray | None, entry: Entry,
+        *, signature: str = "",
+    ) -> SemanticEntry | None:  # fmt: skip
         item = self.put_text(partition, question, norm, entry)
         if item is not None and vector is not None:
-            self.put_vector(item, vector)
+            self.put_vector(item, vector, signature)
         return item
 
     async def put_many(
-        self, partition: bytes, rows: list[tuple[str, str, np.ndarray | None, Entry]]
+        self,
+        partition: bytes,
+        rows: list[tuple[str, str, np.ndarray | None, Entry]],
+        *,
+        signature: Callable[[str], str] | None = None,
     ) -> int:
-        """Insert many entries into one partition with one batched index update (prewarming)."""
-        keys: list[int] = []
-        vectors: list[np.ndarray] = []
-        part = None
+        """Insert many entries into one partition with one batched update per index (prewarming);
+        ``signature`` gives each question's (see :meth:`Tiers.signature`), else all share one."""
+        batches: dict[str, tuple[list[SemanticEntry], list[np.ndarray]]] = {}
+        inserted = 0
         for question, norm, vector, entry in rows:
-            item, part = self._insert(partition, question, norm, entry)
+            item, _ = self._insert(partition, question, norm, entry)
             if item is not None and vector is not None:
-                keys.append(item.key)
+                inserted += 1
+                items, vectors = batches.setdefault(signature(question) if signature else "", ([], []))
+                items.append(item)
                 vectors.append(vector)
-        part = self._partitions.get(partition)
-        if keys and part is not None and part.index is not None:
-            live = [i for i, k in enumerate(keys) if k in self._entries]
-            await part.index.add_many([keys[i] for i in live], np.stack([vectors[i] for i in live]))
-        return len(keys)
+        for sig, (items, vectors) in batches.items():
+            live = [i for i, item in enumerate(items) if self._entries.get(item.key) is item]
+            index = self._index(partition, sig)
+            if not live or index is None:
+                continue
+            for i in live:
+                items[i].signature = sig
+            await index.add_many([items[i].key for i in live], np.stack([vectors[i] for i in live]))
+        return inserted
 
     def _insert(
         self, partition: bytes, question: str, norm: str, entry: Entry
@@ -175,12 +214,7 @@ class SemanticStore:
             return None, None
         part = self._partitions.get(partition)
         if part is None:
-            index = None
-            if self.dim is not None:
-                index = PartitionIndex(
-                    dim=self.dim, dtype=self.dtype, exact_below=self.exact_below, pool=self._pool
-                )
-            part = self._partitions[partition] = _Partition(index)
+            part = self._partitions[partition] = _Partition()
         old = part.norms.get(norm)
         key = self._next_key
         self._next_key += 1
@@ -208,15 +242,21 @@ class SemanticStore:
         if part is not None:
             if part.norms.get(item.norm) == item.key:
                 del part.norms[item.norm]
-            if part.index is not None:
-                part.index.discard(item.key)
-                if part.index.mode == "hnsw":
-                    self._dirty.add(item.partition)
+            if item.signature is not None:
+                index = part.indexes.get(item.signature)
+                if index is not None:
+                    index.discard(item.key)
+                    if not len(index):
+                        index.cancel()
+                        del part.indexes[item.signature]
+                        self._dirty.discard((item.partition, item.signature))
+                    elif index.mode == "hnsw":
+                        self._dirty.add((item.partition, item.signature))
             if not part.norms:
-                if part.index is not None:
-                    part.index.cancel()
+                for index in part.indexes.values():
+                    index.cancel()
                 del self._partitions[item.partition]
-                self._dirty.discard(item.partition)
+                self._dirty = {d for d in self._dirty if d[0] != item.partition} if self._dirty else self._dirty
         if self._on_evicted is not None and reason in ("ttl", "lru"):
             self._on_evicted(reason, item.entry)
 
@@ -235,22 +275,21 @@ class SemanticStore:
             self._expiry = [(e, k) for e, k in heap if k in self._entries]
             heapq.heapify(self._expiry)
         dirty, self._dirty = self._dirty, set()
-        for name in dirty:
+        for name, sig in dirty:
             part = self._partitions.get(name)
-            if part is not None and part.index is not None:
-                await part.index.flush()
+            index = part.indexes.get(sig) if part is not None else None
+            if index is not None:
+                await index.flush()
         return removed
 
     async def settle(self) -> None:
         """Wait for background index rebuilds to finish (tests and benchmarks)."""
-        for part in list(self._partitions.values()):
-            if part.index is not None:
-                await part.index.settle()
+        for index in self._indexes():
+            await index.settle()
 
     async def aclose(self) -> None:
-        for part in list(self._partitions.values()):
-            if part.index is not None:
-                await part.index.aclose()
+        for index in self._indexes():
+            await index.aclose()
         self._partitions.clear()
         self._entries.clear()
         self._expiry.clear()

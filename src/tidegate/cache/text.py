@@ -117,6 +117,16 @@ class Features:
         self._synonyms: frozenset[int] | None = None
 
     @property
+    def signature(self) -> str:
+        """What the guard requires to be equal in two questions, as one key: their numbers,
+        dates and negation count ("" for a question with none). Questions of different
+        signatures never serve each other, so the cache keeps their vectors apart."""
+        if not self.numbers and not self.dates and not self.negations:
+            return ""
+        numbers = ",".join(f"{n}*{count}" for n, count in sorted(self.numbers.items()))
+        return f"{numbers}|{','.join(sorted(self.dates))}|{self.negations}"
+
+    @property
     def stems(self) -> tuple[str, ...]:
         if self._stems is None:
             self._stems = tuple(stem(t) for t in self.raw)

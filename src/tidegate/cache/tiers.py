@@ -37,7 +37,7 @@ _FEATURES_KEPT = 4096
 class Plan:
     """One request's cache decisions, made before any I/O and carried through lookup and store."""
 
-    __slots__ = ("directives", "forward", "key", "model", "norm", "policy", "stale", "vector")
+    __slots__ = ("directives", "forward", "key", "model", "norm", "policy", "signature", "stale", "vector")
 
     def __init__(self, key: CacheKey | None, policy: RoutePolicy, directives: Directives, model: Any) -> None:
         self.key = key
@@ -47,6 +47,7 @@ class Plan:
         self.norm = normalize_question(key.question) if key is not None and key.question else None
         self.forward: str | None = None  # a Cache-Status value when the cache stays out entirely
         self.vector: Any = None  # the question's embedding, once computed
+        self.signature = ""  # which of the partition's indexes the question is searched in
         self.stale = False  # an entry was found but was older than max-age
 
 
@@ -122,6 +123,7 @@ class Tiers:
         except Exception:
             self.metrics.error("embed").inc()
             return None
+        plan.signature = self.signature(key.question)
         return await self._nearest(plan, key, key.question)
 
     async def _nearest(self, plan: Plan, key: CacheKey, question: str) -> Hit | None:
@@ -131,7 +133,7 @@ class Tiers:
             for curated_question, text, sim in self.curated.candidates(key.tenant, key.route, plan.vector):
                 candidates.append((sim, curated_question, None, text))
         curated = bool(candidates)
-        for found, sim in await self.semantic.search(key.partition, plan.vector):
+        for found, sim in await self.semantic.search(key.partition, plan.vector, signature=plan.signature):
             candidates.append((sim, found.question, found, None))
         if curated:  # each list is best first already
             candidates.sort(key=_by_similarity)
@@ -164,6 +166,11 @@ class Tiers:
             plan.stale = True
             return False
         return True
+
+    def signature(self, question: str) -> str:
+        """The index of a partition ``question`` is stored and searched in: with the guard on,
+        only questions whose numbers, dates and negations match can serve each other."""
+        return self.features(question).signature if self.config.semantic.guard else ""
 
     def features(self, text: str) -> Features:
         """The guard's features of ``text``, memoized: a stored question is compared again and
@@ -225,7 +232,7 @@ class Tiers:
         if item is None or not self.semantic.indexed or not self.config.semantic.enabled:
             return None
         if plan.vector is not None:  # the lookup embedded the question: indexing it is cheap
-            self.semantic.put_vector(item, plan.vector)
+            self.semantic.put_vector(item, plan.vector, plan.signature)
             return None
         embedder, question = self.embedder, key.question
         if embedder is None:
@@ -237,7 +244,7 @@ class Tiers:
             except Exception:
                 self.metrics.error("embed").inc()
                 return
-            self.semantic.put_vector(item, vector)
+            self.semantic.put_vector(item, vector, self.signature(question))
 
         return index
 

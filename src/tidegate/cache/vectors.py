@@ -45,6 +45,9 @@ FLUSH_CHUNK = 8
 INLINE_CHUNK = 2
 """Fresh vectors inserted on the loop per turn when no worker is using the graph."""
 
+INLINE_INSERT_LIMIT = 150e-6
+"""Seconds per vector above which a graph's inserts go to the pool instead of the loop."""
+
 IDLE_TURN = 50e-6
 """A loop turn this short ran nothing but us: the loop is idle."""
 
@@ -56,6 +59,13 @@ FLUSH_DELAY = 0.05
 
 
 class PartitionIndex:
+    __slots__ = (
+        "_busy", "_exact", "_flusher", "_fresh", "_fresh_order", "_index", "_insert_cost", "_lock", "_log", "_members",
+        "_pending", "_pool", "_rebuild", "_removed", "_sequence", "_timer", "dim", "dtype", "exact_below",
+        "rebuilds",
+    )  # fmt: skip
+    """Slots: a partition holds one of these per signature, and most hold a single question."""
+
     def __init__(self, *, dim: int, dtype: DType, exact_below: int, pool: WorkerPool) -> None:
         self.dim = dim
         self.dtype = dtype
@@ -75,6 +85,7 @@ class PartitionIndex:
         self._flusher: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._busy = 0  # worker calls using the graph (holding or awaiting its mutex) right now
+        self._insert_cost = 0.0  # seconds per vector of inserts on the loop (moving average)
         self.rebuilds = 0
 
     def __len__(self) -> int:
@@ -174,13 +185,13 @@ class PartitionIndex:
     async def _run_flush(self) -> None:
         try:
             while True:
-                if not self._busy and self._index is not None and len(self._index) < LOOP_SEARCH_BELOW:
+                if self._inline_ok():
                     await _idle_turn()  # the insert will run on the loop: let requests go first
                 async with self._lock:
                     index = self._index
                     if index is None or self._rebuild is not None:
                         return
-                    inline = not self._busy and len(index) < LOOP_SEARCH_BELOW
+                    inline = self._inline_ok()
                     size = INLINE_CHUNK if inline else FLUSH_CHUNK
                     chunk = list(itertools.islice(self._fresh_order.items(), size))
                     if not chunk and not self._pending:
@@ -190,7 +201,10 @@ class PartitionIndex:
                         # A vector or two (~0.1-0.25 ms) on the loop, which searches this graph
                         # itself and so can never wait for the mutex: cheaper than a thread hop
                         # and a worker competing for the cores. One chunk per idle loop turn.
+                        started = time.perf_counter()
                         apply_index(index, ops)
+                        cost = (time.perf_counter() - started) / len(ops)
+                        self._insert_cost = 0.8 * self._insert_cost + 0.2 * cost if self._insert_cost else cost
                     else:
                         await self._writing(apply_index, index, ops)
                     for key, sequence in chunk:
@@ -203,6 +217,16 @@ class PartitionIndex:
             if self._flusher is asyncio.current_task():
                 self._flusher = None
             self.maintain()
+
+    def _inline_ok(self) -> bool:
+        """Whether the next chunk may go into the graph on the loop: nobody else is using it, it
+        is small enough, and its inserts have been cheap (on clustered data, near-duplicates
+        of one template, one took ~0.3 ms: long enough to hold up an answer that arrives)."""
+        index = self._index
+        return (
+            not self._busy and index is not None and len(index) < LOOP_SEARCH_BELOW
+            and self._insert_cost < INLINE_INSERT_LIMIT
+        )  # fmt: skip
 
     async def _writing(self, fn: Any, index: Index, *args: Any) -> Any:
         """Run a call that holds ``index``'s mutex in a worker; meanwhile searches go to the pool
