@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import numpy as np
 import pytest
@@ -381,33 +380,6 @@ async def test_graph_adds_never_wait_and_reach_the_graph_later(pool: WorkerPool)
     await index.settle()  # the search started the move; idle turns finish it
     assert index.unflushed == 0
     for i in range(260):
-        assert (await index.search(vectors[i], 1))[0][0] == i + 1
-
-
-async def test_a_graph_whose_inserts_are_slow_gets_them_in_the_pool(pool: WorkerPool, monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
-    from tidegate.cache import vectors as module
-
-    rng = np.random.default_rng(14)
-    vectors = unit(rng, 300)
-    index = PartitionIndex(dim=32, dtype="f32", exact_below=64, pool=pool)
-    await index.add_many(list(range(1, 101)), vectors[:100])
-    await index.settle()
-    threads: list[bool] = []  # True: on the loop's thread
-    real = module.apply_index
-
-    def recording(*args: Any) -> None:
-        threads.append(threading.current_thread() is threading.main_thread())
-        real(*args)
-
-    monkeypatch.setattr(module, "apply_index", recording)
-    monkeypatch.setattr(module, "INLINE_INSERT_LIMIT", 1e-9)  # any insert is "slow"
-    for i in range(100, 120):
-        index.add(i + 1, vectors[i])
-    await index.flush()
-    assert threads[0] and not any(threads[1:]) and len(threads) > 1  # one on the loop, then the pool
-    for i in range(120):
         assert (await index.search(vectors[i], 1))[0][0] == i + 1
 
 

@@ -43,6 +43,9 @@ for _a, _b in ANTONYMS:
     _x, _y = stem(_a), stem(_b)
     _OPPOSITES[_x] = _OPPOSITES.get(_x, frozenset()) | {_y}
     _OPPOSITES[_y] = _OPPOSITES.get(_y, frozenset()) | {_x}
+_PREFIXES_BY_INITIAL: dict[str, tuple[str, ...]] = {}
+for _prefix in NEGATING_PREFIXES:
+    _PREFIXES_BY_INITIAL[_prefix[0]] = (*_PREFIXES_BY_INITIAL.get(_prefix[0], ()), _prefix)
 _COMPARED_ELSEWHERE = frozenset(NUMBER_WORDS) | frozenset(DATE_WORDS) | NEGATIONS
 
 
@@ -64,7 +67,7 @@ def refusal(new: Features, cached: Features) -> Reason | None:
 def _polarity(a: Features, b: Features) -> bool:
     """An antonym on each side ("enable" / "disable"), or a word and its negated form
     ("available" / "unavailable"), each missing from the other side."""
-    sa, sb = set(a.stems), set(b.stems)
+    sa, sb = a.stem_set, b.stem_set
     only_a, only_b = sa - sb, sb - sa
     for word in only_a:
         opposites = _OPPOSITES.get(word)
@@ -72,7 +75,7 @@ def _polarity(a: Features, b: Features) -> bool:
             return True
     for one, other in ((only_a, sb), (only_b, sa)):
         for word in one:
-            for prefix in NEGATING_PREFIXES:
+            for prefix in _PREFIXES_BY_INITIAL.get(word[:1], ()):
                 if word.startswith(prefix) and len(word) - len(prefix) >= 3:
                     base = word[len(prefix) :]
                     if base in other and base not in one:
@@ -105,8 +108,8 @@ def _changed_object(a: Features, b: Features) -> bool:
 def _unaccounted(a: Features, b: Features) -> list[str]:
     """Content words of ``a`` with no counterpart (same stem, synonym, joined form, typo) in ``b``."""
     stems_a, raw = a.stems, a.raw
-    stems_b = set(b.stems)
-    raw_b = set(b.raw)
+    stems_b = b.stem_set
+    raw_b = b.raw_set
     joined_b = b.joined
     out = []
     for i, word in enumerate(raw):
@@ -120,13 +123,20 @@ def _unaccounted(a: Features, b: Features) -> list[str]:
             continue
         if (i + 1 < len(raw) and word + raw[i + 1] in raw_b) or (i and raw[i - 1] + word in raw_b):
             continue
-        if len(word) >= 5 and any(
-            len(other) >= 5 and abs(len(other) - len(word)) <= 1 and _one_edit(word, other)
-            for other in raw_b
-        ):
+        if len(word) >= 5 and _typo_of_one(word, b.long_words):
             continue
         out.append(s)
     return out
+
+
+def _typo_of_one(word: str, long_words: dict[int, tuple[str, ...]]) -> bool:
+    """Whether one of ``long_words`` (five letters or more) is ``word`` with one typo."""
+    n = len(word)
+    for length in (n - 1, n, n + 1):
+        for other in long_words.get(length, ()):
+            if _one_edit(word, other):
+                return True
+    return False
 
 
 def _similarity(a: tuple[str, ...], b: tuple[str, ...]) -> float:
@@ -172,7 +182,7 @@ def _role_swap(a: Features, b: Features) -> bool:
     """The same words in swapped roles: "convert PDF to Word" / "convert Word to PDF"."""
     objects_a = _objects(a)
     objects_b = _objects(b)
-    stems_a, stems_b = set(a.stems), set(b.stems)
+    stems_a, stems_b = a.stem_set, b.stem_set
     for prep, obj in objects_a.items():
         other = objects_b.get(prep)
         if other is not None and other != obj and other in stems_a and obj in stems_b:

@@ -95,7 +95,7 @@ class Features:
     than half of the ~18 µs).
     """
 
-    __slots__ = ("_entities", "_joined", "_stems", "_synonyms", "dates", "negations", "numbers", "raw", "text")
+    __slots__ = ("_entities", "_joined", "_long_words", "_raw_set", "_stem_set", "_stems", "_synonyms", "dates", "negations", "numbers", "raw", "text")
 
     def __init__(
         self,
@@ -112,6 +112,9 @@ class Features:
         self.dates = dates
         self.negations = negations
         self._entities: frozenset[str] | None = None
+        self._stem_set: frozenset[str] | None = None
+        self._raw_set: frozenset[str] | None = None
+        self._long_words: dict[int, tuple[str, ...]] | None = None
         self._stems: tuple[str, ...] | None = None
         self._joined: frozenset[str] | None = None
         self._synonyms: frozenset[int] | None = None
@@ -131,6 +134,29 @@ class Features:
         if self._stems is None:
             self._stems = tuple(stem(t) for t in self.raw)
         return self._stems
+
+    @property
+    def stem_set(self) -> frozenset[str]:
+        if self._stem_set is None:
+            self._stem_set = frozenset(self.stems)
+        return self._stem_set
+
+    @property
+    def raw_set(self) -> frozenset[str]:
+        if self._raw_set is None:
+            self._raw_set = frozenset(self.raw)
+        return self._raw_set
+
+    @property
+    def long_words(self) -> dict[int, tuple[str, ...]]:
+        """Tokens of five letters or more by length: the ones the guard checks for typos."""
+        if self._long_words is None:
+            by_length: dict[int, set[str]] = {}
+            for token in self.raw_set:
+                if len(token) >= 5:
+                    by_length.setdefault(len(token), set()).add(token)
+            self._long_words = {n: tuple(words) for n, words in by_length.items()}
+        return self._long_words
 
     @property
     def entities(self) -> frozenset[str]:

@@ -45,9 +45,6 @@ FLUSH_CHUNK = 8
 INLINE_CHUNK = 2
 """Fresh vectors inserted on the loop per turn when no worker is using the graph."""
 
-INLINE_INSERT_LIMIT = 150e-6
-"""Seconds per vector above which a graph's inserts go to the pool instead of the loop."""
-
 IDLE_TURN = 50e-6
 """A loop turn this short ran nothing but us: the loop is idle."""
 
@@ -60,7 +57,7 @@ FLUSH_DELAY = 0.05
 
 class PartitionIndex:
     __slots__ = (
-        "_busy", "_exact", "_flusher", "_fresh", "_fresh_order", "_index", "_insert_cost", "_lock", "_log", "_members",
+        "_busy", "_exact", "_flusher", "_fresh", "_fresh_order", "_index", "_lock", "_log", "_members",
         "_pending", "_pool", "_rebuild", "_removed", "_sequence", "_timer", "dim", "dtype", "exact_below",
         "rebuilds",
     )  # fmt: skip
@@ -85,7 +82,6 @@ class PartitionIndex:
         self._flusher: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._busy = 0  # worker calls using the graph (holding or awaiting its mutex) right now
-        self._insert_cost = 0.0  # seconds per vector of inserts on the loop (moving average)
         self.rebuilds = 0
 
     def __len__(self) -> int:
@@ -201,10 +197,7 @@ class PartitionIndex:
                         # A vector or two (~0.1-0.25 ms) on the loop, which searches this graph
                         # itself and so can never wait for the mutex: cheaper than a thread hop
                         # and a worker competing for the cores. One chunk per idle loop turn.
-                        started = time.perf_counter()
                         apply_index(index, ops)
-                        cost = (time.perf_counter() - started) / len(ops)
-                        self._insert_cost = 0.8 * self._insert_cost + 0.2 * cost if self._insert_cost else cost
                     else:
                         await self._writing(apply_index, index, ops)
                     for key, sequence in chunk:
@@ -219,14 +212,11 @@ class PartitionIndex:
             self.maintain()
 
     def _inline_ok(self) -> bool:
-        """Whether the next chunk may go into the graph on the loop: nobody else is using it, it
-        is small enough, and its inserts have been cheap (on clustered data, near-duplicates
-        of one template, one took ~0.3 ms: long enough to hold up an answer that arrives)."""
+        """Whether the next chunk may go into the graph on the loop: nobody else is using it and
+        it is small enough. (Sending slow inserts, ~0.3 ms a vector on clustered questions, to the
+        pool instead was measured no better: searches then wait for them behind the mutex.)"""
         index = self._index
-        return (
-            not self._busy and index is not None and len(index) < LOOP_SEARCH_BELOW
-            and self._insert_cost < INLINE_INSERT_LIMIT
-        )  # fmt: skip
+        return not self._busy and index is not None and len(index) < LOOP_SEARCH_BELOW
 
     async def _writing(self, fn: Any, index: Index, *args: Any) -> Any:
         """Run a call that holds ``index``'s mutex in a worker; meanwhile searches go to the pool
