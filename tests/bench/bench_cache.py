@@ -235,12 +235,12 @@ async def miss_overhead(sim_url: str, quick: bool) -> None:
 
     graph = cached_gateway(base, {"semantic": {"exact_below": big // 2}})
     graph_i8 = cached_gateway(base, {"semantic": {"exact_below": big // 2, "dtype": "i8"}})
-    hashed = cached_gateway(base)
+    hashed = cached_gateway(base)  # the row whose misses embed on their path: timed in place
     rows_of: dict[str, tuple[Gateway, Any]] = {
         "no cache": (Gateway(parse_config(base)), numbers),
         "exact + normalized": (cached_gateway(base, {"semantic": {"enabled": False}}), numbers),
-        f"+ semantic: new parcel numbers, scope growing to {n:,}": (hashed, numbers),
-        f"+ semantic: new wordings, scope growing to {n:,}": (cached_gateway(base), worded),
+        f"+ semantic: new parcel numbers, scope growing to {n:,}": (cached_gateway(base), numbers),
+        f"+ semantic: new wordings, scope growing to {n:,}": (hashed, worded),
         f"+ semantic: new wordings, scope of {big:,} (HNSW f32)": (graph, worded),
         f"+ semantic: new wordings, scope of {big:,} (HNSW i8)": (graph_i8, worded),
     }
@@ -294,9 +294,9 @@ async def miss_overhead(sim_url: str, quick: bool) -> None:
     table("(c) miss overhead: every request a new question, simulator upstream (ms; target < 0.3 + one embedding: "
           f"{0.3 + pct(embed, 0.5) * 1000:.3f} with the embedding alone, {0.3 + pct(inside, 0.5) * 1000:.3f} in place)",
           ["mode", "p50 / p99", "added p50"], rows)  # fmt: skip
-    print("  parcel numbers: each number is its own guard signature, so a new one has nothing to compare with. New wordings:"
-          " one signature, and the nearest few of each miss are near-duplicates the guard reads and refuses (the hard"
-          f" case). Below {8192:,} vectors a signature is scanned by brute force (sign bits, shortlist re-scored in"
+    print("  parcel numbers: each number is its own guard signature, so a new one has nothing to compare with and is"
+          " embedded after its answer. New wordings: one signature, and the nearest few of each miss are near-duplicates"
+          f" the guard reads and refuses (the hard case). Below {8192:,} vectors a signature is scanned by brute force (sign bits, shortlist re-scored in"
           " float32); larger ones use an HNSW graph, which each stored miss enters later, on an idle loop turn.")
 
 

@@ -233,10 +233,55 @@ async def test_deferred_store_work_runs_after_every_waiter_has_its_answer() -> N
 
 
 async def test_a_stored_miss_is_found_by_meaning_at_once(make_cache: Any) -> None:
-    # The vector goes in with the answer (no thread hop, no wait), so a paraphrase right after
-    # the first answer is already a semantic hit.
+    # Nothing to compare the first question with, so it is embedded after its answer; a lookup
+    # that comes before that embeds it along with its own, so a paraphrase asked right after the
+    # first answer is already a semantic hit.
     cache, up = await make_cache(), Upstream()
     await cache.complete(ask("How do I get a refund for my order?"), ctx(), up.complete)
     c = ctx()
     await cache.complete(ask("how do i get a refund for my order please"), c, up.complete)
     assert up.calls == 1 and dict(c.response_headers)["cache-status"].endswith("detail=semantic")
+
+
+async def test_a_question_with_nothing_to_compare_is_embedded_after_its_answer(
+    make_cache: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache, up = await make_cache(), Upstream()
+    embedder = cache.embedder
+    calls: list[list[str]] = []
+    real = embedder.embed
+
+    async def counting(texts: list[str], **kw: Any) -> Any:
+        calls.append(list(texts))
+        return await real(texts, **kw)
+
+    monkeypatch.setattr(embedder, "embed", counting)
+
+    async def produce() -> dict[str, Any]:
+        assert calls == [], "embedded before the upstream call"
+        return await up.complete()
+
+    await cache.complete(ask("Where is order 1042?"), ctx(), produce)  # its own signature: empty
+    await cache.settle()
+    assert calls == [["Where is order 1042?"]]  # once, after the answer
+    c = ctx()
+    await cache.complete(ask("where's order 1042"), c, up.complete)
+    assert dict(c.response_headers)["cache-status"].endswith("detail=semantic")
+    assert calls[-1] == ["where's order 1042"]
+
+
+async def test_a_failed_late_embedding_leaves_the_question_findable_by_text(
+    make_cache: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache, up = await make_cache(), Upstream()
+
+    async def failing(texts: list[str], **kw: Any) -> Any:
+        raise RuntimeError("embedder down")
+
+    monkeypatch.setattr(cache.embedder, "embed", failing)
+    await cache.complete(ask("How do I get a refund?"), ctx(), up.complete)
+    await cache.settle()
+    assert cache.tiers.semantic.unindexed(next(iter(cache.tiers.semantic._partitions))) == []
+    c = ctx()
+    await cache.complete(ask("how do I get a REFUND"), c, up.complete)
+    assert dict(c.response_headers)["cache-status"].endswith("detail=normalized") and up.calls == 1

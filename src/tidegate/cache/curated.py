@@ -114,6 +114,10 @@ class CuratedIndex:
             keys = [(None, route), (None, None)]
         return [g for k in keys if (g := self._groups.get(k)) is not None]
 
+    def searchable(self, tenant: str | None, route: str) -> bool:
+        """Whether a question of ``tenant`` on ``route`` has curated questions to be compared with."""
+        return any(group.matrix is not None and group.questions for group in self._chain(tenant, route))
+
     def match_normalized(self, tenant: str | None, route: str, norm: str) -> str | None:
         for group in self._chain(tenant, route):
             index = group.norms.get(norm)

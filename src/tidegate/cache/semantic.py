@@ -49,11 +49,12 @@ class SemanticEntry:
 
 
 class _Partition:
-    __slots__ = ("indexes", "norms")
+    __slots__ = ("indexes", "norms", "unindexed")
 
     def __init__(self) -> None:
         self.norms: dict[str, int] = {}
         self.indexes: dict[str, PartitionIndex] = {}  # by signature
+        self.unindexed: dict[int, SemanticEntry] = {}  # stored, their vector still to come
 
 
 class SemanticStore:
@@ -123,6 +124,30 @@ class SemanticStore:
                 out.append((item, similarity))
         return out
 
+    def searchable(self, partition: bytes, signature: str) -> bool:
+        """Whether a search of ``signature`` in ``partition`` has anything to find."""
+        part = self._partitions.get(partition)
+        index = part.indexes.get(signature) if part is not None else None
+        return index is not None and len(index) > 0
+
+    def unindexed(self, partition: bytes) -> list[SemanticEntry]:
+        """Entries of ``partition`` stored by text whose vector has not gone in yet."""
+        part = self._partitions.get(partition)
+        return list(part.unindexed.values()) if part is not None and part.unindexed else []
+
+    def expect_vector(self, item: SemanticEntry) -> None:
+        """Note that ``item``'s vector comes later: until it does, a lookup in its partition
+        embeds it too (so a paraphrase asked right after it is still found)."""
+        part = self._partitions.get(item.partition)
+        if part is not None and self._entries.get(item.key) is item and item.signature is None:
+            part.unindexed[item.key] = item
+
+    def no_vector(self, item: SemanticEntry) -> None:
+        """``item``'s vector will not come (its embedding failed): it stays findable by text."""
+        part = self._partitions.get(item.partition)
+        if part is not None:
+            part.unindexed.pop(item.key, None)
+
     def _live(self, key: int) -> SemanticEntry | None:
         item = self._entries.get(key)
         if item is None:
@@ -154,6 +179,7 @@ class SemanticStore:
         """Make ``item`` findable by meaning among the entries of the same ``signature``."""
         if self._entries.get(item.key) is not item or item.signature is not None:
             return  # evicted or replaced meanwhile (e.g. while it was embedded), or indexed already
+        self.no_vector(item)  # it is here now
         index = self._index(item.partition, signature)
         if index is not None:
             item.signature = signature
@@ -242,6 +268,7 @@ class SemanticStore:
         if part is not None:
             if part.norms.get(item.norm) == item.key:
                 del part.norms[item.norm]
+            part.unindexed.pop(item.key, None)
             if item.signature is not None:
                 index = part.indexes.get(item.signature)
                 if index is not None:

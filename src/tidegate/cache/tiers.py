@@ -2,7 +2,9 @@
 
 Lookup order: curated (normalized) → exact → normalized → [one embedding] → curated (semantic)
 → semantic. Everything before the embedding is a dict lookup, so exact repeats cost microseconds
-and only new phrasings pay for a model call. :class:`~tidegate.cache.response.ResponseCache`
+and only new phrasings pay for a model call; and only when something is stored that the question
+could be served from (same partition and guard signature, or curated answers). Otherwise it is
+embedded after its answer has gone out, on an idle loop turn. :class:`~tidegate.cache.response.ResponseCache`
 decides *whether* to look and store (directives, scope, temperature); this module decides *how*.
 """
 
@@ -26,12 +28,15 @@ from .metrics import CacheMetrics
 from .policy import RoutePolicy
 from .semantic import SemanticEntry, SemanticStore
 from .text import Features, features, normalize_question
+from .vectors import idle_turn
 
 __all__ = ["Hit", "Plan", "Tiers"]
 
 HitKind = Literal["exact", "normalized", "semantic", "curated"]
 _SWEEP_BATCH = 10_000
 _FEATURES_KEPT = 4096
+_EMBED_WAITING = 16
+"""Stored questions still without a vector that a lookup embeds along with its own (the newest)."""
 
 
 class Plan:
@@ -117,14 +122,33 @@ class Tiers:
             return Hit("normalized", item.entry)
         if self.embedder is None or not self.config.semantic.enabled:
             return None
-        assert key.question is not None
+        question = key.question
+        assert question is not None
+        plan.signature = signature = self.signature(question)
+        # Questions stored a moment ago whose vector has not gone in yet (it does once their
+        # answer is out): the ones this question could be served from are embedded now.
+        waiting = [
+            item for item in self.semantic.unindexed(key.partition)[-_EMBED_WAITING:]
+            if self.signature(item.question) == signature
+        ]  # fmt: skip
+        if not waiting and not self._searchable(key, signature):
+            # Nothing this question could be served from (a new order number, the first
+            # question of a conversation): it is embedded after its answer has gone out.
+            return None
+        embed = self.embedder.embed
         try:
-            plan.vector = (await self.embedder.embed([key.question]))[0]
+            plan.vector = (await embed([question]))[0]
+            for item in waiting:  # one by one: the common single text takes the fast path
+                self.semantic.put_vector(item, (await embed([item.question]))[0], signature)
         except Exception:
             self.metrics.error("embed").inc()
             return None
-        plan.signature = self.signature(key.question)
-        return await self._nearest(plan, key, key.question)
+        return await self._nearest(plan, key, question)
+
+    def _searchable(self, key: CacheKey, signature: str) -> bool:
+        if self.semantic.searchable(key.partition, signature):
+            return True
+        return self.curated is not None and self.curated.searchable(key.tenant, key.route)
 
     async def _nearest(self, plan: Plan, key: CacheKey, question: str) -> Hit | None:
         threshold = plan.policy.threshold
@@ -237,12 +261,17 @@ class Tiers:
         embedder, question = self.embedder, key.question
         if embedder is None:
             return None
+        self.semantic.expect_vector(item)
 
-        async def index() -> None:  # the lookup was skipped (no-cache): embed after the answer
+        async def index() -> None:  # the lookup did not embed it (no-cache, or nothing to compare)
+            # On an idle loop turn: the next requests' own work (and upstream calls) go first,
+            # and the embedding fills the time they spend waiting on their model.
+            await idle_turn()
             try:
                 vector = (await embedder.embed([question]))[0]
             except Exception:
                 self.metrics.error("embed").inc()
+                self.semantic.no_vector(item)
                 return
             self.semantic.put_vector(item, vector, self.signature(question))
 

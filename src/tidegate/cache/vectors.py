@@ -34,7 +34,7 @@ from .._concurrency import WorkerPool
 from .graph import DType, Index, apply_index, build, get_vectors, search_index
 from .matrix import ExactVectors, Op, apply_exact
 
-__all__ = ["FLUSH_CHUNK", "FLUSH_DELAY", "LOOP_SEARCH_BELOW", "PartitionIndex"]
+__all__ = ["FLUSH_CHUNK", "FLUSH_DELAY", "LOOP_SEARCH_BELOW", "PartitionIndex", "idle_turn"]
 
 LOOP_SEARCH_BELOW = 250_000
 """Graphs smaller than this are searched on the event loop (f32 384-d: ~0.15 ms at 100k)."""
@@ -182,7 +182,7 @@ class PartitionIndex:
         try:
             while True:
                 if self._inline_ok():
-                    await _idle_turn()  # the insert will run on the loop: let requests go first
+                    await idle_turn()  # the insert will run on the loop: let requests go first
                 async with self._lock:
                     index = self._index
                     if index is None or self._rebuild is not None:
@@ -349,7 +349,7 @@ class PartitionIndex:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _idle_turn() -> None:
+async def idle_turn() -> None:
     """Return on the first loop turn that had nothing else to run (or after ``IDLE_PATIENCE``).
 
     Right after a search, the turn that follows usually sends that requester's upstream call;
