@@ -23,13 +23,10 @@ from typing import Literal
 from .lexicon import (
     ANTONYMS,
     CONJUNCTIONS,
-    DATE_WORDS,
     DIRECTIONAL,
     NEGATING_PREFIXES,
-    NEGATIONS,
-    NUMBER_WORDS,
 )
-from .text import STOP_STEMS, Features, stem, synonym_groups
+from .text import Features, stem
 
 __all__ = ["Reason", "refusal"]
 
@@ -46,7 +43,6 @@ for _a, _b in ANTONYMS:
 _PREFIXES_BY_INITIAL: dict[str, tuple[str, ...]] = {}
 for _prefix in NEGATING_PREFIXES:
     _PREFIXES_BY_INITIAL[_prefix[0]] = (*_PREFIXES_BY_INITIAL.get(_prefix[0], ()), _prefix)
-_COMPARED_ELSEWHERE = frozenset(NUMBER_WORDS) | frozenset(DATE_WORDS) | NEGATIONS
 
 
 def refusal(new: Features, cached: Features) -> Reason | None:
@@ -107,21 +103,14 @@ def _changed_object(a: Features, b: Features) -> bool:
 
 def _unaccounted(a: Features, b: Features) -> list[str]:
     """Content words of ``a`` with no counterpart (same stem, synonym, joined form, typo) in ``b``."""
-    stems_a, raw = a.stems, a.raw
-    stems_b = b.stem_set
-    raw_b = b.raw_set
-    joined_b = b.joined
+    stems_b, raw_b, joined_b, synonyms_b = b.stem_set, b.raw_set, b.joined, b.synonyms
     out = []
-    for i, word in enumerate(raw):
-        s = stems_a[i]
-        if s in STOP_STEMS or word in STOP_STEMS or word in _COMPARED_ELSEWHERE or word.isdigit():
-            continue
+    for word, s, groups, after, before in a.content:
         if s in stems_b or word in joined_b:
             continue
-        groups = synonym_groups(s)
-        if groups and not groups.isdisjoint(b.synonyms):
+        if groups and not groups.isdisjoint(synonyms_b):
             continue
-        if (i + 1 < len(raw) and word + raw[i + 1] in raw_b) or (i and raw[i - 1] + word in raw_b):
+        if (after and after in raw_b) or (before and before in raw_b):
             continue
         if len(word) >= 5 and _typo_of_one(word, b.long_words):
             continue
