@@ -155,3 +155,20 @@ def test_polarity_matches_the_antonym_list(a: list[str], b: list[str]) -> None:
         for one, other in ((sa - sb, sb), (sb - sa, sa)) for word in one for prefix in NEGATING_PREFIXES
     )  # fmt: skip
     assert _polarity(fa, fb) == expected
+
+
+_PHRASES = st.lists(
+    st.sampled_from("where is my order 12 1,200 two second not never today next week Monday May may plan the".split()),
+    max_size=8,
+).map(" ".join)
+
+
+@given(_PHRASES, _PHRASES)
+def test_equal_signatures_are_exactly_what_the_guards_first_checks_let_through(a: str, b: str) -> None:
+    # The cache keeps vectors apart by signature; that must never hide a question the guard
+    # would have let through, nor mix ones it always refuses.
+    fa, fb = features(a), features(b)
+    passes = fa.numbers == fb.numbers and fa.dates == fb.dates and fa.negations == fb.negations
+    assert (fa.signature == fb.signature) == passes
+    if fa.signature != fb.signature:
+        assert refusal(fa, fb) in ("number", "date", "negation")
