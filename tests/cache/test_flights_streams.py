@@ -211,8 +211,8 @@ async def test_deferred_store_work_runs_after_every_waiter_has_its_answer() -> N
         await gate.wait()
         return {"answer": 1}
 
-    def store(response: dict[str, Any]) -> Any:
-        order.append("recorded")  # before anyone sees the answer: a repeat right after hits
+    def store(response: dict[str, Any], at: float) -> Any:
+        order.append("recorded")
 
         async def later() -> None:
             order.append("deferred")
@@ -228,7 +228,30 @@ async def test_deferred_store_work_runs_after_every_waiter_has_its_answer() -> N
     gate.set()
     await asyncio.gather(*tasks)
     await flights.settle()
-    assert order == ["recorded", "waiter 0", "waiter 1", "waiter 2", "deferred"]
+    assert order == ["waiter 0", "waiter 1", "waiter 2", "recorded", "deferred"]
+    await flights.aclose()
+
+
+async def test_a_lookup_right_after_an_answer_records_it_first() -> None:
+    """The answer is recorded after its clients have it; one who asks again at once (before
+    the flight's task has run) must still find it stored, and it is stored once."""
+    from tidegate.cache.flight import Flights
+
+    flights, order = Flights(), []
+
+    async def produce() -> dict[str, Any]:
+        return {"answer": 1}
+
+    def store(response: dict[str, Any], at: float) -> Any:
+        order.append("recorded")
+        return None
+
+    await flights.call(b"k", produce, store)
+    order.append("answered")
+    flights.record()  # what a lookup does first
+    order.append("looked up")
+    await flights.settle()
+    assert order == ["answered", "recorded", "looked up"]
     await flights.aclose()
 
 

@@ -172,3 +172,68 @@ def test_equal_signatures_are_exactly_what_the_guards_first_checks_let_through(a
     assert (fa.signature == fb.signature) == passes
     if fa.signature != fb.signature:
         assert refusal(fa, fb) in ("number", "date", "negation")
+
+
+_FRAME_TOKENS = st.lists(st.sampled_from("a b c d the my order".split()), max_size=14).map(tuple)
+_LONG_FRAME_TOKENS = st.lists(st.sampled_from("a b c d e f g".split()), max_size=90).map(tuple)
+
+
+@given(_FRAME_TOKENS, _FRAME_TOKENS)
+def test_frame_predicate_is_the_similarity_threshold(
+    a: tuple[str, ...], b: tuple[str, ...]
+) -> None:
+    from tidegate.cache.guard import FRAME, _shares_frame, _similarity
+    from tidegate.cache.text import position_masks
+
+    assert _shares_frame(a, b) == (_similarity(a, b) >= FRAME)
+    assert _shares_frame(a, b, position_masks(b)) == (_similarity(a, b) >= FRAME)
+
+
+@given(_LONG_FRAME_TOKENS, _LONG_FRAME_TOKENS)
+def test_frame_predicate_holds_past_the_shared_grid_rows(
+    a: tuple[str, ...], b: tuple[str, ...]
+) -> None:
+    from tidegate.cache.guard import FRAME, _shares_frame, _similarity
+
+    assert _shares_frame(a, b) == (_similarity(a, b) >= FRAME)
+    assert _shares_frame(a + a, b + a) == (_similarity(a + a, b + a) >= FRAME)
+
+
+_LONG_WORDS = st.text("abcde", min_size=5, max_size=8)
+
+
+@given(_LONG_WORDS, st.frozensets(_LONG_WORDS | st.text("abcde", max_size=4), max_size=6))
+def test_typo_prefilter_keeps_every_typo(word: str, others: frozenset[str]) -> None:
+    from tidegate.cache.guard import _one_edit, _typo_in
+    from tidegate.cache.text import _typo_ends
+
+    near = [o for o in others if len(o) >= 5 and abs(len(o) - len(word)) <= 1]
+    typos = [o for o in near if _one_edit(word, o)]
+    for other in typos:  # one typo in five letters or more leaves an end in place
+        assert word[:2] == other[:2] or word[-2:] == other[-2:]
+    assert _typo_in(word, _typo_ends(others)) == bool(typos)
+
+
+_PIECES = [*"aAbBiIxXmM .,?!;:'’-_19", *"ΣßİǅℂÉéﬁ", " I ", "I'm", "Dr. "]
+_CASED = st.lists(st.sampled_from(_PIECES), max_size=16).map("".join)
+
+
+@given(_CASED)
+def test_entities_shortcut_reads_what_the_word_by_word_reading_does(text: str) -> None:
+    from tidegate.cache.text import _names, stem
+
+    f = features(text)
+    assert f.entities == _names(f.text)[0]
+    assert f.stems == tuple(stem(t) for t in f.raw)
+
+
+@given(st.lists(st.text("unidsmolbac", min_size=1, max_size=9), max_size=8))
+def test_polar_stems_are_those_with_antonyms_or_a_negating_prefix(words: list[str]) -> None:
+    from tidegate.cache.lexicon import NEGATING_PREFIXES
+    from tidegate.cache.text import OPPOSITES
+
+    f = features(" ".join(words))
+    opposed, negated = f.polar
+    assert sorted(opposed) == sorted((s, OPPOSITES[s]) for s in f.stem_set if s in OPPOSITES)
+    prefixed = [(s, p) for s in f.stem_set for p in NEGATING_PREFIXES if s.startswith(p)]
+    assert sorted(negated) == sorted((s, s[len(p) :]) for s, p in prefixed if len(s) - len(p) >= 3)

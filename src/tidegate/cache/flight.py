@@ -4,27 +4,30 @@ The upstream call runs in a task owned by the flight, not by whichever request c
 the first client hanging up does not fail the others; when *every* waiter has gone the call is
 cancelled (which aborts the upstream request). A failure reaches every waiter as the same error.
 Streams are recorded into a shared list and fanned out: a client joining late replays what was
-already sent, then follows live. ``store`` records the answer before the clients get it (cheap:
-dict inserts) and hands back the rest, which runs in the flight's task after them, off every
-client's path.
+already sent, then follows live. ``store`` records the answer right after the clients have
+it, and hands back the rest, which runs after that, off every client's path. A lookup in
+between first records the answers still waiting (:meth:`Flights.record`), so a repeat right
+after an answer is a hit, as if the answer had been recorded before it went out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ..errors import ShuttingDown
+from .vectors import idle_turn
 
 __all__ = ["Deferred", "Flights", "Store"]
 
 Produce = Callable[[], Awaitable[dict[str, Any]]]
 ProduceStream = Callable[[], AsyncIterator[dict[str, Any]]]
 Deferred = Callable[[], Awaitable[None]]
-Store = Callable[[Any], "Deferred | None"]
-"""Records an answer at once (so a repeat right after it hits) and returns what may wait until
-every client has it (embedding the question, indexing its vector)."""
+Store = Callable[[Any, float], "Deferred | None"]
+"""Records an answer (given the clock's time it arrived at) and returns what may wait longer
+(embedding the question, indexing its vector)."""
 
 
 class _Call:
@@ -49,6 +52,25 @@ class _Call:
                 future.set_result(response)
 
 
+class _Record:
+    """An answer that reached its clients and is not in the cache yet."""
+
+    __slots__ = ("answer", "at", "done", "later", "store")
+
+    def __init__(self, store: Store, answer: Any, at: float) -> None:
+        self.store = store
+        self.answer = answer
+        self.at = at
+        self.done = False
+        self.later: Deferred | None = None
+
+    def run(self) -> Deferred | None:
+        if not self.done:
+            self.done = True
+            self.later = self.store(self.answer, self.at)
+        return self.later
+
+
 class _Stream:
     __slots__ = ("chunks", "done", "error", "signal", "task", "waiters")
 
@@ -68,10 +90,12 @@ class _Stream:
 class Flights:
     """In-flight upstream calls by key; owned by one cache, closed with it."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._calls: dict[bytes, _Call] = {}
         self._streams: dict[bytes, _Stream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unrecorded: dict[_Record, None] = {}
 
     def __len__(self) -> int:
         return len(self._calls) + len(self._streams)
@@ -79,6 +103,24 @@ class Flights:
     def busy(self, key: bytes) -> bool:
         """Whether a call or stream for ``key`` is in flight (joining it would collapse)."""
         return key in self._calls or key in self._streams
+
+    def record(self) -> None:
+        """Record every answer that went out and is not stored yet (before a lookup)."""
+        if self._unrecorded:
+            for pending in list(self._unrecorded):
+                pending.run()
+
+    async def _record(self, store: Store, answer: Any) -> Deferred | None:
+        # The clients resume on the next loop turn and may step aside on their way to sending
+        # the answer: waiting for a turn with nothing else to run puts this task behind all of
+        # that, so recording the answer (~0.05 ms on the request path) never delays it.
+        pending = _Record(store, answer, self._clock())
+        self._unrecorded[pending] = None
+        try:
+            await idle_turn()
+            return pending.run()
+        finally:
+            del self._unrecorded[pending]
 
     # -- blocking -----------------------------------------------------------------------------
 
@@ -113,12 +155,9 @@ class Flights:
         finally:
             if self._calls.get(key) is call:
                 del self._calls[key]
-        later = store(response)
         call.settle(response, None)
+        later = await self._record(store, response)
         if later is not None:
-            # The waiters resume on the next loop turn; stepping aside once puts this task
-            # behind them, so the vector work never delays an answer.
-            await asyncio.sleep(0)
             await later()
 
     # -- streams ------------------------------------------------------------------------------
@@ -155,9 +194,8 @@ class Flights:
             if aclose is not None:
                 await aclose()
         if flight.done:
-            later = store(flight.chunks)
+            later = await self._record(store, flight.chunks)  # behind the followers just woken
             if later is not None:
-                await asyncio.sleep(0)  # behind the followers woken by the last notify()
                 await later()
 
     async def _follow(self, flight: _Stream) -> AsyncIterator[dict[str, Any]]:

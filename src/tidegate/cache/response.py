@@ -81,7 +81,7 @@ class ResponseCache:
         self._owned: list[Any] = []
         self._tenant_header = config.tenant_header.lower() if config.tenant_header else None
         self._policies = Policies(config, 1.0)
-        self._flights = Flights()
+        self._flights = Flights(clock)
         self._tiers: Tiers | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.state: Literal["unopened", "open", "closed"] = "unopened"
@@ -157,6 +157,7 @@ class ResponseCache:
             return await produce()
         tiers = self.tiers
         if not plan.directives.no_cache:
+            self._flights.record()
             hit = await tiers.lookup(plan)
             if hit is not None:
                 response = hit.entry.completion() if hit.entry is not None else self._curated(hit, plan)
@@ -170,8 +171,8 @@ class ResponseCache:
         index = _header(ctx, "cache-status", self._miss_status(plan, collapsed=collapsed))
         started = time.perf_counter()
 
-        def store(response: dict[str, Any]) -> Deferred | None:
-            return self._store(plan, response, None)
+        def store(response: dict[str, Any], at: float) -> Deferred | None:
+            return self._store(plan, response, None, at)
 
         response, collapsed = await self._flights.call(flight, produce, store)
         if collapsed:
@@ -212,6 +213,7 @@ class ResponseCache:
         options = body.get("stream_options")
         usage = bool(isinstance(options, dict) and options.get("include_usage"))
         if not plan.directives.no_cache:
+            self._flights.record()
             hit = await self.tiers.lookup(plan)
             if hit is not None:
                 chunks = hit.entry.chunks(include_usage=usage) if hit.entry is not None else None
@@ -230,8 +232,8 @@ class ResponseCache:
         if collapsed:
             self.metrics.collapsed.inc()
 
-        def store(chunks: list[dict[str, Any]]) -> Deferred | None:
-            return self._store(plan, None, chunks)
+        def store(chunks: list[dict[str, Any]], at: float) -> Deferred | None:
+            return self._store(plan, None, chunks, at)
 
         follower, _ = self._flights.stream(flight, produce, store)
         mark = time.perf_counter()
@@ -308,14 +310,14 @@ class ResponseCache:
         return cache_status(fwd=fwd, stored=stored, collapsed=collapsed)
 
     def _store(
-        self, plan: Plan, response: dict[str, Any] | None, chunks: list[dict[str, Any]] | None
+        self, plan: Plan, response: dict[str, Any] | None, chunks: list[dict[str, Any]] | None, at: float
     ) -> Deferred | None:
-        """Record the answer now; return the rest (its vector), which the flight runs once the
-        answer has reached its clients. Storing is best effort: the clients have their answer."""
+        """Record the answer that arrived ``at``; return the rest (its vector), which the flight
+        runs after. Storing is best effort: the clients have their answer."""
         if self.state != "open" or self._tiers is None:
             return None
         try:
-            later = self._tiers.record(plan, response, chunks)
+            later = self._tiers.record(plan, response, chunks, at)
         except Exception:
             self.metrics.error("store").inc()
             return None

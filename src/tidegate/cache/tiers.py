@@ -222,14 +222,18 @@ class Tiers:
         return None
 
     def record(
-        self, plan: Plan, response: dict[str, Any] | None, chunks: list[dict[str, Any]] | None
+        self,
+        plan: Plan,
+        response: dict[str, Any] | None,
+        chunks: list[dict[str, Any]] | None,
+        at: float | None = None,
     ) -> Callable[[], Awaitable[None]] | None:
-        """Store an answer in the exact and normalized tiers now (a repeat right after it hits);
-        return what is left to do, the question's vector, for after the answer is out."""
+        """Store an answer (arrived ``at``, by the cache's clock) in the exact and normalized
+        tiers; return what is left to do, the question's vector, for later."""
         key = plan.key
         if key is None:
             return None
-        now = self._clock()
+        now = self._clock() if at is None else at
         if chunks is not None:
             reason = None if stream_is_complete(chunks) else "partial"
         else:
