@@ -237,3 +237,37 @@ def test_polar_stems_are_those_with_antonyms_or_a_negating_prefix(words: list[st
     assert sorted(opposed) == sorted((s, OPPOSITES[s]) for s in f.stem_set if s in OPPOSITES)
     prefixed = [(s, p) for s in f.stem_set for p in NEGATING_PREFIXES if s.startswith(p)]
     assert sorted(negated) == sorted((s, s[len(p) :]) for s, p in prefixed if len(s) - len(p) >= 3)
+
+
+class _ReadsAll(frozenset):
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+def _read_words() -> list[str]:
+    from tidegate.cache.lexicon import DATE_UNITS, DATE_WORDS, NEGATIONS, NUMBER_WORDS, ROMAN
+
+    words = {*NEGATIONS, *NUMBER_WORDS, *ROMAN, *DATE_UNITS, *DATE_WORDS, "new", "may", "march"}
+    return sorted(w for w in words if w.isalpha())
+
+
+_READ_PIECES = st.sampled_from(_read_words()).flatmap(lambda w: st.sampled_from([w, w.title(), w.upper()]))
+_MIXED = st.lists(
+    _READ_PIECES
+    | st.sampled_from("the order which of another next last this 12 3rd 1,200 x2 . ? I".split())
+    | st.text("abcmrvixn", min_size=1, max_size=5),
+    max_size=10,
+).map(" ".join)
+
+
+@given(_MIXED)
+def test_skipping_plain_words_reads_what_the_full_loop_reads(text: str) -> None:
+    # features() skips alphabetic words outside _READ; reading every token must agree.
+    from unittest.mock import patch
+
+    from tidegate.cache import text as module
+
+    fast = features(text)
+    with patch.object(module, "_READ", _ReadsAll()):
+        full = features(text)
+    assert (fast.numbers, fast.dates, fast.negations) == (full.numbers, full.dates, full.negations)
